@@ -1,0 +1,61 @@
+"""Site names and layer selectors: the one place that parses them.
+
+A site is the TransformerLens address `blocks.{L}.hook_resid_pre`: the residual
+stream entering block L (for L = 1, after block 0, the published write site).
+The same string is used in options, cache keys, JSON and test ids.
+"""
+from __future__ import annotations
+
+import re
+
+from .errors import SiteError
+
+RESID_PRE = "blocks.{layer}.hook_resid_pre"
+_SITE = re.compile(r"blocks\.(\d+)\.hook_resid_pre")
+
+
+def site_name(layer: int) -> str:
+    return RESID_PRE.format(layer=layer)
+
+
+def parse_site(site: str) -> int:
+    """`blocks.3.hook_resid_pre` -> 3."""
+    match = _SITE.fullmatch(site.strip())
+    if not match:
+        raise SiteError(f"site {site!r} is not supported; use blocks.<L>.hook_resid_pre")
+    return int(match.group(1))
+
+
+def default_layers(n_layers: int) -> list[int]:
+    """An early, a middle and a late layer: 1 (the published site), n//2, n-1."""
+    return sorted({min(1, n_layers - 1), n_layers // 2, n_layers - 1})
+
+
+def check_layer(layer: int, n_layers: int, model: str = "the model") -> int:
+    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < n_layers:
+        raise SiteError(
+            f"layer {layer!r}: {model} has blocks 0-{n_layers - 1}; "
+            f"try --layers {','.join(map(str, default_layers(n_layers)))} or --layers all"
+        )
+    return layer
+
+
+def select_layers(spec: str | None, n_layers: int, model: str = "the model") -> list[int]:
+    """Parse a --layers value: `1,15,29`, `all`, `every:3`, `default` (or None)."""
+    if spec is None or spec.strip() in ("", "default"):
+        return default_layers(n_layers)
+    spec = spec.strip()
+    if spec == "all":
+        return list(range(n_layers))
+    if spec.startswith("every:"):
+        step = spec[len("every:"):]
+        if not step.isdigit() or int(step) < 1:
+            raise SiteError(f"--layers {spec}: expected every:<positive integer>, e.g. every:3")
+        return list(range(0, n_layers, int(step)))
+    layers = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not re.fullmatch(r"-?\d+", part):
+            raise SiteError(f"--layers {spec}: {part!r} is not a layer number; use e.g. 1,15,29, all or every:3")
+        layers.append(check_layer(int(part), n_layers, model))
+    return sorted(set(layers))

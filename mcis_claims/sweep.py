@@ -1,0 +1,318 @@
+"""The perturbation engine: perturb the last position at `blocks.{L}.hook_resid_pre`
+and read out what changes, computing only what changes.
+
+For each prompt the clean model runs once over all tokens. The prefix keys/values
+of blocks L..N-1 are taken from that run; then every perturbed activation of every
+prompt goes through blocks L..N-1 *for the last position only*, all rows batched.
+The clean last position runs through the same path as row 0 of each prompt, so a
+zero perturbation reads out exactly zero change.
+
+Public entry points:
+    sweep(model, layer, tokens, directions, radii)  # x + r*u
+    sweep_points(model, layer, tokens, points)      # arbitrary replacement activations
+    sweep_naive(...)                                # one full forward per row (the reference)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .architectures import Prefix
+from .errors import InputError
+from .sites import check_layer, site_name
+
+DEFAULT_BATCH_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Read-outs at the perturbed position. Shapes lead with (n, *grid).
+
+    kl            KL(clean || perturbed) of the next-token distribution, nats.
+    resid_l2      L2 change of the residual stream after each block L..N-1, (..., N - L).
+    final_l2      the same after the last block, before the final norm.
+    top1_changed  whether the argmax next token changed.
+    mlp_flips     per block L..N-1, number of MLP units whose gate (SiLU-gated) or
+                  pre-activation (GELU/ReLU) sign differs from clean; None unless asked.
+    clean_margin  (n,) clean top-1 minus top-2 logit (for Story 0, claim C6).
+    """
+
+    layer: int
+    site: str
+    kl: torch.Tensor
+    resid_l2: torch.Tensor
+    final_l2: torch.Tensor
+    top1_changed: torch.Tensor
+    mlp_flips: torch.Tensor | None
+    clean_margin: torch.Tensor
+    radii: torch.Tensor | None = None
+
+    @property
+    def n(self) -> int:
+        return self.kl.shape[0]
+
+
+def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, radii, *,
+          track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
+          progress: Callable[[int], None] | None = None) -> SweepResult:
+    """Perturb each prompt's last-position activation x to x + r*u for every radius r.
+
+    tokens      LongTensor (n, T); the last position is perturbed.
+    directions  (n, d) or (n, K, d) unit vectors (K directions per prompt).
+    radii       (S,) absolute residual-norm units.
+    Returns read-outs of shape (n, S) or (n, K, S).
+    """
+    tokens = _check_tokens(model, tokens)
+    layer = check_layer(layer, model.n_layers, model.name)
+    directions = _as_float(directions, "directions")
+    single = directions.dim() == 2
+    if single:
+        directions = directions[:, None]
+    if directions.dim() != 3 or directions.shape[0] != tokens.shape[0] or directions.shape[-1] != model.d_model:
+        raise InputError(
+            f"directions must be (n, d) or (n, K, d) with n={tokens.shape[0]}, d={model.d_model}; "
+            f"got {tuple(directions.shape)}"
+        )
+    norms = directions.norm(dim=-1)
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        raise InputError(f"directions must have unit norm; norms range {norms.min():.4g}..{norms.max():.4g}")
+    radii = _as_float(torch.as_tensor(radii), "radii")
+    if radii.dim() != 1 or len(radii) == 0:
+        raise InputError(f"radii must be a non-empty 1-D tensor; got shape {tuple(radii.shape)}")
+
+    def build_points(base):  # base: (n, d) -> (n, K*S, d)
+        pts = base[:, None, None, :] + radii[None, None, :, None] * directions[:, :, None, :]
+        return pts.flatten(1, 2)
+
+    result = _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress)
+    K, S = directions.shape[1], len(radii)
+    result = _reshape(result, (K, S))
+    if single:
+        result = _reshape(result, (S,), squeeze_k=True)
+    return SweepResult(**{**result.__dict__, "radii": radii})
+
+
+def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor | Callable, *,
+                 track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 progress: Callable[[int], None] | None = None) -> SweepResult:
+    """Replace the last-position activation at the site by each of `points` (n, M, d).
+
+    `points` may also be a function of the clean activations (n, d) -> (n, M, d),
+    for paths like x + t (b - x) that start at the clean activation.
+    """
+    tokens = _check_tokens(model, tokens)
+    layer = check_layer(layer, model.n_layers, model.name)
+    if not callable(points):
+        fixed = _as_float(points, "points")
+        if fixed.dim() != 3 or fixed.shape[0] != tokens.shape[0] or fixed.shape[-1] != model.d_model:
+            raise InputError(f"points must be (n, M, d) with n={tokens.shape[0]}, d={model.d_model}; got {tuple(fixed.shape)}")
+        points = lambda base: fixed  # noqa: E731
+    return _run(model, layer, tokens, points, track_mlp, batch_rows, progress)
+
+
+@torch.no_grad()
+def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress) -> SweepResult:
+    stack = model.stack
+    hidden = clean_hidden_states(model, tokens)
+    base = hidden[layer][:, -1]  # (n, d): clean activation at the site, last position
+    points = build_points(base)
+    if points.dim() != 3 or points.shape[:1] != base.shape[:1] or points.shape[-1] != base.shape[-1]:
+        raise InputError(f"point builder returned shape {tuple(points.shape)}, expected (n, M, d)")
+    if not torch.isfinite(points).all():
+        raise InputError("perturbed activations contain NaN or inf; check directions and radii")
+    n, M, _ = points.shape
+    per_prompt = max(1, min(M, batch_rows - 1))
+    prompts_per_chunk = max(1, batch_rows // (per_prompt + 1))
+    outs = {k: [] for k in ("kl", "resid_l2", "top1", "flips")}
+    margins = []
+    for p0 in range(0, n, prompts_per_chunk):
+        p1 = min(n, p0 + prompts_per_chunk)
+        prefix = stack.build_prefix(tuple(h[p0:p1] for h in hidden), layer)
+        row_parts = {k: [] for k in outs}
+        for m0 in range(0, M, per_prompt):
+            m1 = min(M, m0 + per_prompt)
+            # row 0 of every prompt is the clean activation, through the same code path
+            h = torch.cat([base[p0:p1, None], points[p0:p1, m0:m1]], dim=1)
+            chunk = _forward_rows(stack, layer, h, prefix, track_mlp)
+            for k in row_parts:
+                if chunk[k] is not None:
+                    row_parts[k].append(chunk[k])
+            if m0 == 0:
+                margins.append(chunk["margin"])
+            if progress is not None:
+                progress((p1 - p0) * (m1 - m0))
+        for k in outs:
+            if row_parts[k]:
+                outs[k].append(torch.cat(row_parts[k], dim=1))
+    return SweepResult(
+        layer=layer,
+        site=site_name(layer),
+        kl=torch.cat(outs["kl"]),
+        resid_l2=torch.cat(outs["resid_l2"]),
+        final_l2=torch.cat(outs["resid_l2"])[..., -1],
+        top1_changed=torch.cat(outs["top1"]),
+        mlp_flips=torch.cat(outs["flips"]) if track_mlp else None,
+        clean_margin=torch.cat(margins),
+    )
+
+
+def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp: bool) -> dict:
+    """Blocks layer..N-1 for rows h (n, 1 + m, d); row 0 is clean. Read-outs for rows 1..m."""
+    l2, flips = [], []
+    for l in range(layer, stack.n_layers):
+        h, pre = stack.block(l, h, prefix)
+        l2.append((h[:, 1:] - h[:, :1]).norm(dim=-1))
+        if track_mlp:
+            flips.append(((pre[:, 1:] > 0) != (pre[:, :1] > 0)).sum(-1, dtype=torch.int32))
+    logits = stack.final_residual_to_logits(h)
+    # float64 softmax: in fp32 the two log-sum-exps round differently and leave ~1e-7
+    # nats of first-order noise; in fp64 only the logits' own rounding remains (~1e-12).
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    clean = logp[:, :1]
+    kl = (clean.exp() * (clean - logp[:, 1:])).sum(-1).clamp_min(0.0).float()
+    top2 = logits[:, 0].topk(2, dim=-1).values
+    return {
+        "kl": kl,
+        "resid_l2": torch.stack(l2, dim=-1),
+        "top1": logits[:, 1:].argmax(-1) != logits[:, :1].argmax(-1),
+        "flips": torch.stack(flips, dim=-1) if track_mlp else None,
+        "margin": top2[:, 0] - top2[:, 1],
+    }
+
+
+def _reshape(result: SweepResult, grid: tuple, squeeze_k: bool = False) -> SweepResult:
+    def shape(t):
+        if t is None:
+            return None
+        if squeeze_k:
+            return t.squeeze(1)
+        return t.unflatten(1, grid)
+
+    return SweepResult(
+        layer=result.layer, site=result.site, kl=shape(result.kl), resid_l2=shape(result.resid_l2),
+        final_l2=shape(result.final_l2), top1_changed=shape(result.top1_changed),
+        mlp_flips=shape(result.mlp_flips), clean_margin=result.clean_margin, radii=result.radii,
+    )
+
+
+class _StopForward(Exception):
+    pass
+
+
+@torch.no_grad()
+def clean_hidden_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Residual stream entering each block, all positions: hidden[l] is (n, T, d)."""
+    tokens = _check_tokens(model, tokens)
+    out = model.hf_model(tokens, output_hidden_states=True, use_cache=False)
+    return tuple(out.hidden_states[: model.n_layers])
+
+
+@torch.no_grad()
+def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 256) -> torch.Tensor:
+    """`blocks.{layer}.hook_resid_pre` for all positions, (n, T, d), by a partial forward.
+
+    The forward stops as soon as block `layer` receives its input, so harvesting
+    activations at an early site costs a fraction of a full forward.
+    """
+    tokens = _check_tokens(model, tokens)
+    layer = check_layer(layer, model.n_layers, model.name)
+    block = _hf_blocks(model.hf_model)[layer]
+    captured = []
+
+    def grab(module, args, kwargs):
+        captured.append(args[0] if args else kwargs["hidden_states"])
+        raise _StopForward
+
+    handle = block.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        for i in range(0, tokens.shape[0], batch_prompts):
+            try:
+                model.hf_model(tokens[i : i + batch_prompts], use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    return torch.cat(captured)
+
+
+def _hf_blocks(hf_model):
+    body = getattr(hf_model, "model", None) or getattr(hf_model, "transformer")
+    return getattr(body, "layers", None) or getattr(body, "h")
+
+
+def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -> SweepResult:
+    """Reference: one full TransformerLens forward per perturbed row, as published code does.
+
+    The replacement goes in through the bridge hook `blocks.{L}.hook_resid_pre`; the
+    later residual streams are read through `blocks.{l}.hook_resid_post`. No caching,
+    no batching: slow and obviously right.
+    """
+    tokens = _check_tokens(model, tokens)
+    layer = check_layer(layer, model.n_layers, model.name)
+    bridge = model.bridge
+    n, M, _ = points.shape
+    later = [f"blocks.{l}.hook_resid_post" for l in range(layer, model.n_layers)]
+
+    def run(prompt, replacement):
+        cache = {}
+
+        def write(act, hook):
+            if replacement is not None:
+                act = act.clone()
+                act[:, -1] = replacement
+            return act
+
+        def reader(name):
+            def read(act, hook):
+                cache[name] = act[0, -1].clone()
+                return act
+
+            return read
+
+        hooks = [(site_name(layer), write)] + [(name, reader(name)) for name in later]
+        with torch.no_grad():
+            logits = bridge.run_with_hooks(prompt, fwd_hooks=hooks)[0, -1]
+        return logits, torch.stack([cache[name] for name in later])
+
+    kl = torch.zeros(n, M)
+    resid = torch.zeros(n, M, len(later))
+    top1 = torch.zeros(n, M, dtype=torch.bool)
+    margin = torch.zeros(n)
+    for i in range(n):
+        prompt = tokens[i : i + 1]
+        clean_logits, clean_resid = run(prompt, None)
+        clean_logp = torch.log_softmax(clean_logits.double(), -1)
+        top2 = clean_logits.topk(2).values
+        margin[i] = top2[0] - top2[1]
+        for j in range(M):
+            logits, res = run(prompt, points[i, j])
+            logp = torch.log_softmax(logits.double(), -1)
+            kl[i, j] = (clean_logp.exp() * (clean_logp - logp)).sum().clamp_min(0.0)
+            resid[i, j] = (res - clean_resid).norm(dim=-1)
+            top1[i, j] = logits.argmax() != clean_logits.argmax()
+    return SweepResult(layer=layer, site=site_name(layer), kl=kl, resid_l2=resid, final_l2=resid[..., -1],
+                       top1_changed=top1, mlp_flips=None, clean_margin=margin)
+
+
+def _check_tokens(model, tokens) -> torch.Tensor:
+    if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.int64, torch.int32):
+        raise InputError(f"tokens must be a LongTensor (n, T); got {type(tokens).__name__}"
+                         f"{'' if not isinstance(tokens, torch.Tensor) else ' of ' + str(tokens.dtype)}")
+    if tokens.dim() != 2 or tokens.shape[1] < 2 or tokens.shape[0] < 1:
+        raise InputError(f"tokens must be (n, T) with n >= 1 and T >= 2; got {tuple(tokens.shape)}")
+    vocab = model.stack.unembed.shape[0]
+    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab:
+        raise InputError(f"token ids must lie in [0, {vocab}); got {int(tokens.min())}..{int(tokens.max())}")
+    return tokens.long()
+
+
+def _as_float(t, what: str) -> torch.Tensor:
+    t = torch.as_tensor(t)
+    if not t.is_floating_point():
+        t = t.float()
+    t = t.float()
+    if not torch.isfinite(t).all():
+        raise InputError(f"{what} contain NaN or inf")
+    return t
