@@ -98,24 +98,26 @@ def load_model(name: str, *, reuse: bool = True) -> LoadedModel:
     started = time.perf_counter()
     with _quiet_loading():
         hf_model, tokenizer, source, fingerprint, notes = _load_hf(key)
-    hf_model.eval().requires_grad_(False)
-    stack = decode_stack_for(hf_model)  # before the bridge wraps the modules
-    bridge = _boot_bridge(key, hf_model, tokenizer)
-    model = LoadedModel(
-        name=key,
-        source=source,
-        hf_model=hf_model,
-        bridge=bridge,
-        tokenizer=tokenizer,
-        stack=stack,
-        prepend_bos=bool(getattr(tokenizer, "add_bos_token", False)),
-        fingerprint=fingerprint,
-        load_seconds=time.perf_counter() - started,
-        notes=notes,
-    )
+    model = wrap_hf_model(key, hf_model, tokenizer, source=source, fingerprint=fingerprint, notes=notes)
+    model.load_seconds = time.perf_counter() - started
     if reuse:
         _LOADED[key] = model
     return model
+
+
+def wrap_hf_model(name: str, hf_model, tokenizer, *, source: str = "in-memory", fingerprint: str | None = None,
+                  notes: list[str] | None = None) -> LoadedModel:
+    """Make an already-loaded HF causal LM (fp32) usable by the sweep engine and the bridge."""
+    hf_model.eval().requires_grad_(False)
+    if not getattr(hf_model.config, "name_or_path", None):
+        hf_model.config.name_or_path = name  # the bridge reads it; in-memory models have none
+    stack = decode_stack_for(hf_model)  # before the bridge wraps the modules
+    bridge = _boot_bridge(name, hf_model, tokenizer)
+    return LoadedModel(
+        name=name, source=source, hf_model=hf_model, bridge=bridge, tokenizer=tokenizer, stack=stack,
+        prepend_bos=bool(getattr(tokenizer, "add_bos_token", False)),
+        fingerprint=fingerprint or _state_fingerprint(hf_model), load_seconds=0.0, notes=list(notes or []),
+    )
 
 
 def canonical_name(name: str) -> str:

@@ -95,12 +95,14 @@ def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, rad
 
 
 def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor | Callable, *,
-                 track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
+                 reference: torch.Tensor | None = None, track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
                  progress: Callable[[int], None] | None = None) -> SweepResult:
     """Replace the last-position activation at the site by each of `points` (n, M, d).
 
     `points` may also be a function of the clean activations (n, d) -> (n, M, d),
     for paths like x + t (b - x) that start at the clean activation.
+    `reference` (n, d) replaces the clean activation as the point every read-out is
+    compared with, e.g. a Gaussian base g when the points are g + r*u.
     """
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)
@@ -109,14 +111,19 @@ def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor |
         if fixed.dim() != 3 or fixed.shape[0] != tokens.shape[0] or fixed.shape[-1] != model.d_model:
             raise InputError(f"points must be (n, M, d) with n={tokens.shape[0]}, d={model.d_model}; got {tuple(fixed.shape)}")
         points = lambda base: fixed  # noqa: E731
-    return _run(model, layer, tokens, points, track_mlp, batch_rows, progress)
+    if reference is not None:
+        reference = _as_float(reference, "reference")
+        if reference.shape != (tokens.shape[0], model.d_model):
+            raise InputError(f"reference must be (n, d) = ({tokens.shape[0]}, {model.d_model}); got {tuple(reference.shape)}")
+    return _run(model, layer, tokens, points, track_mlp, batch_rows, progress, reference)
 
 
 @torch.no_grad()
-def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress) -> SweepResult:
+def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, reference=None) -> SweepResult:
     stack = model.stack
     hidden = clean_hidden_states(model, tokens)
-    base = hidden[layer][:, -1]  # (n, d): clean activation at the site, last position
+    # (n, d): the activation every row is compared with; by default the clean one
+    base = hidden[layer][:, -1] if reference is None else reference
     points = build_points(base)
     if points.dim() != 3 or points.shape[:1] != base.shape[:1] or points.shape[-1] != base.shape[-1]:
         raise InputError(f"point builder returned shape {tuple(points.shape)}, expected (n, M, d)")

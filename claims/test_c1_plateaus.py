@@ -1,0 +1,61 @@
+"""C1: plateaus near real activations.
+
+H1  Real activations resist small perturbations more than off-distribution ones: along
+    the same covariance-matched random directions, KL(clean || perturbed) first exceeds
+    the threshold (default 0.1 nats) at a larger radius from a real base than from a
+    Gaussian base drawn from N(mu, Sigma) fitted at the site.
+H0  The median radius ratio (real / Gaussian) is at most 1.
+Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts (each base
+    prompt supplies the context, the real activation and its own Gaussian draw).
+Effect: median radius ratio, 95% BCa bootstrap CI over base prompts.
+Supported if the CI lies above 1.1 and the Bonferroni-adjusted p < 0.01.
+Source: the seed thread ("activation plateaus"); Heimersheim & Mendel 2024; Giglemiani et al. 2024.
+"""
+import numpy as np
+
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
+
+SPEC = ClaimSpec(
+    id="C1",
+    title="Plateaus near real activations",
+    statement="Real activations need a larger perturbation than Gaussian N(mu, Sigma) activations "
+              "before the output changes (KL past the threshold), along the same directions.",
+    source="seed thread; Heimersheim & Mendel 2024; Giglemiani et al. 2024",
+    null_hypothesis="median radius ratio (real / Gaussian base) <= 1",
+    statistic="Wilcoxon signed-rank on log radius-to-threshold ratio, paired over base prompts",
+    effect="median_ratio",
+    sesoi=1.1,
+    alpha=0.01,
+    kind="directional",
+    alternative="greater",
+)
+
+
+@claim(SPEC)
+def test_c1_plateaus(cell, judge):
+    kind = directions.cov_random_mixture()
+    threshold = cell.config.kl_threshold
+    real = cell.sweep_kind(kind, base="real")
+    gaussian = cell.sweep_kind(kind, base="gaussian")
+    r_real, censored_real = real.per_base_radius(threshold)
+    r_gauss, censored_gauss = gaussian.per_base_radius(threshold)
+
+    estimate = stats.paired_log_ratio(
+        r_real, r_gauss, alternative=SPEC.alternative, n_resamples=cell.config.n_resamples,
+        random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer),
+    )
+    judge(
+        estimate,
+        curves=[CurveSet("real base", real.radii_rel, real.per_base_curve()),
+                CurveSet("gaussian base", gaussian.radii_rel, gaussian.per_base_curve())],
+        details={
+            "directions": repr(kind),
+            "kl_threshold_nats": threshold,
+            "median_radius_real": float(np.median(r_real)),
+            "median_radius_gaussian": float(np.median(r_gauss)),
+            "censored_fraction_real": float(censored_real.mean()),
+            "censored_fraction_gaussian": float(censored_gauss.mean()),
+            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+        },
+        problem=cell.censoring_problem(censored_real, censored_gauss),
+    )

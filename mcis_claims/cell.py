@@ -1,0 +1,214 @@
+"""One (model, layer) cell of a claim grid, and the run-wide workspace behind it.
+
+A claim function receives a `ClaimCell`: the model, the site, the base prompts, the
+site's Gaussian fit, the radius schedule and seeded generators, plus the shared
+sweeps (e.g. real bases under covariance-matched directions) that several claims
+use. The workspace loads each model once, samples each model's prompts once and
+caches sweeps, so a grid of claims costs little more than its distinct sweeps.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import directions as dirs
+from .activations import SiteStats, fit_site
+from .config import RunConfig
+from .models import LoadedModel, load_model
+from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
+from .readouts import Crossing, radius_at_threshold
+from .sites import site_name
+from .engine import SweepResult, sweep, sweep_points
+
+
+@dataclass
+class KindSweep:
+    """KL curves of one perturbation kind over the base prompts: kl is (n, K, S)."""
+
+    kind: str
+    kl: torch.Tensor
+    radii_rel: np.ndarray  # (S,) in units of the median norm
+    result: SweepResult
+    seconds: float
+
+    def crossing(self, threshold: float) -> Crossing:
+        return radius_at_threshold(self.kl, self.radii_rel, threshold)
+
+    def per_base_radius(self, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Median crossing radius over the K directions of each base, and per-base censored fraction."""
+        crossing = self.crossing(threshold)
+        return np.median(crossing.radius, axis=1), crossing.censored.mean(axis=1)
+
+    def per_base_curve(self) -> np.ndarray:
+        """(n, S) median KL over the K directions of each base, for figures."""
+        return self.kl.median(dim=1).values.numpy()
+
+
+@dataclass
+class Workspace:
+    """Run-wide caches: models, prompts, site fits, sweeps. One per pytest session."""
+
+    config: RunConfig
+    progress: object = None  # callable(description, total) -> advance(n) context, set by the plugin
+    _models: dict = field(default_factory=dict)
+    _corpus: Corpus | None = None
+    _prompts: dict = field(default_factory=dict)
+    _stats: dict = field(default_factory=dict)
+    _sweeps: dict = field(default_factory=dict)
+
+    def model(self, name: str) -> LoadedModel:
+        if name not in self._models:
+            self._models[name] = load_model(name)
+        return self._models[name]
+
+    def corpus(self) -> Corpus:
+        if self._corpus is None:
+            self._corpus = load_corpus(self.config.corpus)
+        return self._corpus
+
+    def prompt_pool(self, name: str) -> PromptSet:
+        """Bases first, then the fit pool: disjoint windows of real text, seeded."""
+        if name not in self._prompts:
+            model = self.model(name)
+            cfg = self.config
+            self._prompts[name] = sample_prompts(
+                self.corpus(), model.tokenizer, cfg.n_prompts + cfg.n_fit, length=cfg.prompt_length,
+                seed=cfg.cell_seed("prompts"), prepend_bos=model.prepend_bos,
+            )
+        return self._prompts[name]
+
+    def bases(self, name: str) -> PromptSet:
+        return self.prompt_pool(name).subset(np.arange(self.config.n_prompts))
+
+    def site_stats(self, name: str, layer: int) -> SiteStats:
+        key = (name, layer)
+        if key not in self._stats:
+            pool = self.prompt_pool(name)
+            fit = pool.subset(np.arange(self.config.n_prompts, len(pool)))
+            self._stats[key] = fit_site(self.model(name), layer, fit.tokens)
+        return self._stats[key]
+
+    def cached(self, key: tuple, compute):
+        if key not in self._sweeps:
+            self._sweeps[key] = compute()
+        return self._sweeps[key]
+
+    def provenance(self) -> dict:
+        """Which models, corpus, prompts and site fits this run used (for the report)."""
+        return {
+            "models": {name: m.to_meta() for name, m in self._models.items()},
+            "corpus": self._corpus.to_meta() if self._corpus else None,
+            "prompts": {name: {**pool.to_meta(), "bases": self.config.n_prompts}
+                        for name, pool in self._prompts.items()},
+            "sites": {f"{name}|{layer}": stats.to_meta() for (name, layer), stats in self._stats.items()},
+        }
+
+
+@dataclass
+class ClaimCell:
+    """What a claim function works with: one model at one site."""
+
+    workspace: Workspace
+    model_name: str
+    layer: int
+
+    @property
+    def config(self) -> RunConfig:
+        return self.workspace.config
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.workspace.model(self.model_name)
+
+    @property
+    def site(self) -> str:
+        return site_name(self.layer)
+
+    @property
+    def prompts(self) -> PromptSet:
+        return self.workspace.bases(self.model_name)
+
+    @property
+    def stats(self) -> SiteStats:
+        return self.workspace.site_stats(self.model_name, self.layer)
+
+    @property
+    def radii_rel(self) -> np.ndarray:
+        return np.asarray(self.config.radii, dtype=np.float64)
+
+    @property
+    def radii_abs(self) -> torch.Tensor:
+        return torch.tensor(self.radii_rel * self.stats.median_norm, dtype=torch.float32)
+
+    def generator(self, *tags: object) -> torch.Generator:
+        """Seeded from the run seed, the model, the layer and the tags: order-independent."""
+        return torch.Generator().manual_seed(self.config.cell_seed(self.model_name, self.layer, *tags))
+
+    def base_activations(self) -> torch.Tensor:
+        """(n, d) clean last-position activations of the base prompts at the site."""
+        from .engine import resid_pre
+
+        return self.workspace.cached(
+            ("bases", self.model_name, self.layer),
+            lambda: resid_pre(self.model, self.layer, self.prompts.tokens)[:, -1],
+        )
+
+    def gaussian_bases(self) -> torch.Tensor:
+        """(n, d) draws from N(mu, Sigma), one per base prompt (the off-distribution bases of C1)."""
+        return self.workspace.cached(
+            ("gaussian_bases", self.model_name, self.layer),
+            lambda: self.stats.sample_gaussian((len(self.prompts),), self.generator("gaussian_bases")).float(),
+        )
+
+    def directions(self, kind: dirs.DirectionKind) -> torch.Tensor:
+        """(n, K, d) unit directions of `kind`, the same for every claim that asks."""
+        return self.workspace.cached(
+            ("directions", self.model_name, self.layer, repr(kind)),
+            lambda: kind.sample(self.stats, len(self.prompts), self.config.n_directions,
+                                self.generator("directions", repr(kind)), bases=self.base_activations()).float(),
+        )
+
+    def sweep_kind(self, kind: dirs.DirectionKind, *, base: str = "real") -> KindSweep:
+        """KL curves for real (or Gaussian) bases perturbed along `kind` over the radius schedule."""
+        if base not in ("real", "gaussian"):
+            raise ValueError(f"base must be 'real' or 'gaussian'; got {base!r}")
+        key = ("sweep", self.model_name, self.layer, repr(kind), base)
+        return self.workspace.cached(key, lambda: self._sweep_kind(kind, base))
+
+    def _sweep_kind(self, kind, base) -> KindSweep:
+        started = time.perf_counter()
+        u = self.directions(kind)
+        radii = self.radii_abs
+        label = f"{self.model_name} {self.site} {kind!r} ({base} bases)"
+        n, K, S = u.shape[0], u.shape[1], len(radii)
+        with self._progress(label, n * K * S) as advance:
+            if base == "real":
+                result = sweep(self.model, self.layer, self.prompts.tokens, u, radii, progress=advance)
+                kl = result.kl
+            else:
+                g = self.gaussian_bases()
+                points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
+                result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
+                                      progress=advance)
+                kl = result.kl.unflatten(1, (K, S))
+        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base"), kl=kl,
+                         radii_rel=self.radii_rel, result=result, seconds=time.perf_counter() - started)
+
+    def censoring_problem(self, *censored: np.ndarray, limit: float = 0.5) -> str | None:
+        """A health check, not a crash: too many curves never reached the threshold."""
+        worst = max(float(np.mean(c)) for c in censored)
+        if worst <= limit:
+            return None
+        return (f"KL never reached {self.config.kl_threshold} nats within radius {self.radii_rel[-1]:g} x median norm "
+                f"for {worst:.0%} of curves; the radius ratio is then mostly censoring. "
+                f"Try a smaller --kl-threshold")
+
+    def _progress(self, label: str, total: int):
+        if self.workspace.progress is None:
+            from contextlib import nullcontext
+
+            return nullcontext(None)
+        return self.workspace.progress(label, total)

@@ -1,0 +1,81 @@
+"""Run settings: what a run of `pytest claims/` will do, resolved once.
+
+Run size is a profile (as Hypothesis' `register_profile`): `smoke` is for CI and
+quick looks and is labelled "not comparable" in reports; `default` is what
+`pytest claims/` runs; `full` is for papers. Explicit options override a profile.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .errors import InputError
+from .models import EMBEDDED
+from .prompts import DEFAULT_CORPUS, DEFAULT_LENGTH
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: tuple[str, ...] = (EMBEDDED,)
+    layers: str | None = None  # None -> sites.default_layers
+    profile: str = "default"
+    n_prompts: int = 128  # base prompts per cell (the unit of analysis)
+    n_fit: int = 1000  # prompts for the Gaussian fit and the real-activation pool
+    n_directions: int = 2  # directions per kind per base prompt
+    radii: tuple[float, ...] = field(default_factory=lambda: default_radii())  # units of median norm
+    kl_threshold: float = 0.1  # nats
+    seed: int = 0
+    corpus: str = DEFAULT_CORPUS
+    prompt_length: int = DEFAULT_LENGTH
+    n_resamples: int = 9999
+    report_dir: str | None = None
+
+    def __post_init__(self):
+        if self.n_prompts < 8:
+            raise InputError(f"--n-prompts {self.n_prompts}: need at least 8 base prompts for a paired test")
+        if self.n_directions < 1:
+            raise InputError(f"--n-directions {self.n_directions}: need at least 1")
+        if self.kl_threshold <= 0:
+            raise InputError(f"--kl-threshold {self.kl_threshold}: must be positive (nats)")
+        if self.prompt_length < 2:
+            raise InputError(f"--prompt-length {self.prompt_length}: must be at least 2 tokens")
+
+    @property
+    def comparable(self) -> bool:
+        return self.profile != "smoke"
+
+    def to_meta(self) -> dict:
+        meta = asdict(self)
+        meta["radii"] = list(self.radii)
+        meta["comparable"] = self.comparable
+        return meta
+
+    def cell_seed(self, *parts: object) -> int:
+        """A seed for one piece of work, from the run seed and stable names (not collection order)."""
+        text = "|".join([str(self.seed), *map(str, parts)])
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def default_radii(steps: int = 20, smallest: float = 0.02, largest: float = 4.0) -> tuple[float, ...]:
+    """0 plus a geometric schedule, in units of the site's median activation norm.
+
+    Geometric spacing gives every radius the same relative resolution, which is what a
+    log-ratio of radii needs; 4x the median norm is well past where the output changes.
+    """
+    return (0.0, *np.geomspace(smallest, largest, steps).round(6).tolist())
+
+
+PROFILES = {
+    "smoke": dict(n_prompts=24, n_directions=1, n_resamples=999),
+    "default": dict(),
+    "full": dict(n_prompts=512, n_directions=4, n_fit=2000),
+}
+
+
+def make_config(profile: str = "default", **overrides) -> RunConfig:
+    if profile not in PROFILES:
+        raise InputError(f"--profile {profile}: choose one of {', '.join(PROFILES)}")
+    settings = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    return replace(RunConfig(profile=profile), **settings)

@@ -1,0 +1,247 @@
+"""The pytest plugin: options, the claim grid, verdicts, the report. No science here.
+
+A claim test asks for the `cell` fixture (one model at one site) and the `judge`
+fixture, and is marked with `@claim(SPEC)`. The plugin parametrizes such tests over
+`--models` x `--layers`, gives every cell the shared workspace (models loaded once,
+prompts sampled once, sweeps cached), and turns each judged estimate into a verdict:
+`supported` passes, `refuted` fails with the effect size in the message, and
+`inconclusive` passes under its own status letter `I`. At the end of the run the
+terminal shows a table of verdicts and the report directory.
+"""
+from __future__ import annotations
+
+import io
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+from .cell import ClaimCell, Workspace
+from .config import PROFILES, RunConfig, make_config
+from .errors import McisError
+from .models import EMBEDDED, describe
+from .sites import select_layers, site_name
+
+STATE = pytest.StashKey["RunState"]()
+VERDICT = pytest.StashKey[str]()
+
+
+@dataclass
+class RunState:
+    config: RunConfig
+    workspace: Workspace
+    started: float = field(default_factory=time.time)
+    report: object = None
+    n_cells: int = 0
+    records: list = field(default_factory=list)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mcis-claims", "mcis-claims: falsifiable claims about transformer internals")
+    group.addoption("--models", default=None,
+                    help=f"comma-separated models: {EMBEDDED} (default), a HF id, a directory, a .gguf, random:<name>")
+    group.addoption("--layers", default=None, help="layers to perturb: 1,15,29 | all | every:3 | default (early, middle, late)")
+    group.addoption("--n-prompts", type=int, default=None, help="base prompts per cell (the unit of analysis)")
+    group.addoption("--n-fit", type=int, default=None, help="prompts for the Gaussian fit and the real-activation pool (>= 1000)")
+    group.addoption("--n-directions", type=int, default=None, help="directions per kind per base prompt")
+    group.addoption("--kl-threshold", type=float, default=None, help="KL (nats) that counts as 'the output changed' (default 0.1)")
+    group.addoption("--seed", type=int, default=None, help="run seed; every number derives from it (default 0)")
+    group.addoption("--corpus", default=None, help="lee (default), pydoc, a text file or folder, or hf:<dataset>[:split[:column]]")
+    group.addoption("--prompt-length", type=int, default=None, help="tokens per prompt (default 10, as published)")
+    group.addoption("--profile", default="default", choices=sorted(PROFILES), help="run size: smoke (not comparable), default, full")
+    group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "claim(spec): a scientific claim judged by the mcis-claims plugin")
+    opt = config.option
+    models = None
+    if getattr(opt, "models", None):
+        models = tuple(m.strip() for m in opt.models.split(",") if m.strip())
+    try:
+        run = make_config(
+            getattr(opt, "profile", "default"), models=models, layers=getattr(opt, "layers", None),
+            n_prompts=getattr(opt, "n_prompts", None), n_fit=getattr(opt, "n_fit", None),
+            n_directions=getattr(opt, "n_directions", None), kl_threshold=getattr(opt, "kl_threshold", None),
+            seed=getattr(opt, "seed", None), corpus=getattr(opt, "corpus", None),
+            prompt_length=getattr(opt, "prompt_length", None), report_dir=getattr(opt, "report_dir", None),
+        )
+    except McisError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = RunState(config=run, workspace=Workspace(run))
+
+
+def pytest_report_header(config):
+    run = config.stash[STATE].config
+    note = "" if run.comparable else "  (smoke profile: numbers are NOT comparable)"
+    return f"mcis-claims: seed={run.seed} profile={run.profile} models={','.join(run.models)}{note}"
+
+
+def claim(spec):
+    """Mark a test function as the claim `spec` (a `ClaimSpec`)."""
+    return pytest.mark.claim(spec)
+
+
+def pytest_generate_tests(metafunc):
+    if "cell" not in metafunc.fixturenames:
+        return
+    run = metafunc.config.stash[STATE].config
+    params = []
+    for name in run.models:
+        try:
+            info = describe(name)
+            layers = select_layers(run.layers, info.n_layers, info.name)
+        except McisError as exc:
+            pytest.exit(f"mcis-claims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        params += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in layers]
+    metafunc.parametrize("cell", params, indirect=True)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    state = config.stash[STATE]
+    cells = [item for item in items if item.get_closest_marker("claim")]
+    state.n_cells = len(cells)
+    if not cells or config.option.collectonly:
+        return
+    from .report import RunReport
+
+    try:
+        state.report = RunReport(state.config.report_dir, run_meta=_run_meta(state, config))
+    except McisError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture
+def cell(request) -> ClaimCell:
+    state = request.config.stash[STATE]
+    name, layer = request.param
+    return ClaimCell(state.workspace, name, layer)
+
+
+@pytest.fixture
+def judge(request, cell):
+    """judge(estimate, curves=[...], details={...}) -> Decision; fails the test if refuted."""
+    state = request.config.stash[STATE]
+    marker = request.node.get_closest_marker("claim")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(f"{request.node.nodeid} uses `judge` but has no @claim(SPEC) marker")
+    spec = marker.args[0]
+    started = time.perf_counter()
+
+    def _judge(estimate, *, curves=(), details=None, problem=None, curve_ylabel="KL(clean || perturbed) [nats]"):
+        from .report import CellRecord
+        from .verdict import decide
+
+        family = max(1, state.n_cells)
+        p_adjusted = min(1.0, estimate.pvalue * family) if estimate.pvalue == estimate.pvalue else float("nan")
+        decision = decide(spec, estimate, p_adjusted, required_n=(details or {}).get("required_n"))
+        if problem is not None:  # a failed health check makes the data unfit to judge either way
+            decision = type(decision)(verdict="inconclusive", reason=problem, required_n=decision.required_n)
+        record = CellRecord(
+            claim=spec.id, model=cell.model_name, layer=cell.layer, site=cell.site, n=estimate.n,
+            statistic={"name": estimate.statistic_name, "value": estimate.statistic},
+            effect={"name": estimate.name, "value": estimate.value,
+                    "ci_low": estimate.confidence_interval.low, "ci_high": estimate.confidence_interval.high,
+                    "ci_level": estimate.confidence_level},
+            p_value=estimate.pvalue, p_adjusted=p_adjusted, verdict=decision.verdict, reason=decision.reason,
+            spec=spec.to_dict(),
+            details={**(details or {}), "estimate": estimate.to_dict(), "required_n": decision.required_n,
+                     "multiplicity": f"Bonferroni over the {family} claim cells of this run",
+                     "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
+            timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
+        )
+        if state.report is not None:
+            state.report.add(record)
+        state.records.append(record)
+        request.node.stash[VERDICT] = decision.verdict
+        if decision.verdict == "refuted":
+            pytest.fail(f"{spec.id} refuted on {cell.model_name} {cell.site}: {decision.reason}", pytrace=False)
+        return decision
+
+    return _judge
+
+
+def pytest_sessionstart(session):
+    state = session.config.stash[STATE]
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    state.workspace.progress = _progress_factory(capture)
+
+
+def _progress_factory(capture):
+    """Rich progress bars for long sweeps, drawn outside pytest's output capture."""
+
+    @contextmanager
+    def progress(label: str, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        disabled = capture.global_and_fixture_disabled() if capture is not None else _null()
+        with disabled:
+            console = Console(file=sys.stderr)
+            bar = Progress(TextColumn("  sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("rows"), TimeElapsedColumn(), console=console, transient=not console.is_terminal)
+            with bar:
+                task = bar.add_task(label, total=total)
+                yield lambda n: bar.advance(task, n)
+
+    return progress
+
+
+@contextmanager
+def _null():
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(McisError):
+        report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
+    if report.when == "call":
+        verdict = item.stash.get(VERDICT, None)
+        if verdict is not None:
+            report.user_properties.append(("mcis_verdict", verdict))
+
+
+def pytest_report_teststatus(report, config):
+    if report.when != "call" or not report.passed:
+        return None
+    verdict = dict(report.user_properties).get("mcis_verdict")
+    if verdict == "inconclusive":
+        return "inconclusive", "I", "INCONCLUSIVE"
+    if verdict == "supported":
+        return "passed", ".", "SUPPORTED"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = config.stash.get(STATE, None)
+    if state is None or state.report is None or not state.records:
+        return
+    from rich.console import Console
+
+    from .report import render_verdict_table
+
+    directory = state.report.finalize(wall_time_s=time.time() - state.started,
+                                      extra_meta=state.workspace.provenance())
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=terminalreporter.hasmarkup,
+                      width=max(100, terminalreporter._tw.fullwidth))
+    console.print(render_verdict_table(state.records))
+    terminalreporter.section("mcis-claims verdicts")
+    terminalreporter.write(buffer.getvalue())
+    terminalreporter.write_line(f"report: {directory}")
+
+
+def _run_meta(state: RunState, config) -> dict:
+    from .environment import environment
+
+    return {
+        "seed": state.config.seed,
+        "config": state.config.to_meta(),
+        "versions": environment(),
+        "command": " ".join(["pytest", *config.invocation_params.args]),
+    }

@@ -1,0 +1,109 @@
+"""The sweep engine against the naive reference (one full TransformerLens forward per row)."""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mcis_claims import sweep, sweep_naive, sweep_points
+from mcis_claims.errors import InputError, SiteError
+from mcis_claims.engine import clean_hidden_states, resid_pre
+
+
+def kl_tolerance(kl):
+    # the engine's contract: |dKL| <= 1e-4 KL + 1e-6 nats in fp32
+    return 1e-4 * kl + 1e-6
+
+
+def random_directions(n, d, k=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(*(n,) if k is None else (n, k), d, generator=g)
+    return u / u.norm(dim=-1, keepdim=True)
+
+
+def prompts(n, T, vocab, seed=0):
+    return torch.randint(3, vocab, (n, T), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_cached_sweep_equals_naive_full_recompute(tiny_model, layer):
+    tokens = prompts(3, 7, tiny_model.stack.d_vocab)
+    u = random_directions(3, tiny_model.d_model)
+    base = resid_pre(tiny_model, layer, tokens)[:, -1]
+    radii = torch.linspace(0, 3, 7) * base.norm(dim=-1).median()
+    fast = sweep(tiny_model, layer, tokens, u, radii, track_mlp=True)
+    naive = sweep_naive(tiny_model, layer, tokens, base[:, None] + radii[None, :, None] * u[:, None])
+    assert fast.kl.shape == (3, 7)
+    assert ((fast.kl - naive.kl).abs() <= kl_tolerance(naive.kl)).all(), (fast.kl - naive.kl).abs().max()
+    assert torch.allclose(fast.resid_l2, naive.resid_l2, atol=1e-4, rtol=1e-4)
+    assert torch.equal(fast.final_l2, fast.resid_l2[..., -1])
+    assert torch.equal(fast.top1_changed, naive.top1_changed)
+    assert torch.allclose(fast.clean_margin, naive.clean_margin, atol=1e-4)
+    assert fast.mlp_flips.shape == (3, 7, tiny_model.n_layers - layer)
+    assert (fast.mlp_flips[:, 0] == 0).all()  # radius 0 flips nothing
+
+
+def test_engine_clean_path_reproduces_model_logits(tiny_model):
+    tokens = prompts(4, 6, tiny_model.stack.d_vocab, seed=3)
+    hidden = clean_hidden_states(tiny_model, tokens)
+    stack = tiny_model.stack
+    prefix = stack.build_prefix(hidden, 1)
+    h = hidden[1][:, -1:]
+    for layer in range(1, stack.n_layers):
+        h, _ = stack.block(layer, h, prefix)
+    with torch.no_grad():
+        expected = tiny_model.hf_model(tokens).logits[:, -1]
+    assert torch.allclose(stack.final_residual_to_logits(h)[:, 0], expected, atol=1e-5)
+
+
+def test_several_directions_per_prompt_and_batch_chunking_agree(tiny_model):
+    tokens = prompts(5, 6, tiny_model.stack.d_vocab, seed=1)
+    u = random_directions(5, tiny_model.d_model, k=3, seed=2)
+    radii = torch.tensor([0.0, 0.5, 1.0, 2.0])
+    whole = sweep(tiny_model, 1, tokens, u, radii)
+    chunked = sweep(tiny_model, 1, tokens, u, radii, batch_rows=4)  # forces prompt and row chunks
+    assert whole.kl.shape == (5, 3, 4)
+    assert torch.allclose(whole.kl, chunked.kl, atol=1e-6)
+    single = sweep(tiny_model, 1, tokens[:, :], u[:, 1], radii)
+    assert torch.allclose(single.kl, whole.kl[:, 1], atol=1e-6)
+
+
+def test_reference_point_replaces_the_clean_activation(tiny_model):
+    tokens = prompts(2, 6, tiny_model.stack.d_vocab, seed=4)
+    g = torch.randn(2, tiny_model.d_model, generator=torch.Generator().manual_seed(0))
+    result = sweep_points(tiny_model, 1, tokens, g[:, None].repeat(1, 2, 1), reference=g)
+    assert result.kl.abs().max() < 1e-10  # the points equal the reference: nothing changes
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 3), T=st.integers(2, 6),
+       radius=st.floats(0.0, 50.0, allow_nan=False))
+def test_property_cached_equals_naive_and_kl_nonnegative(tiny_model, seed, n, T, radius):
+    tokens = prompts(n, T, tiny_model.stack.d_vocab, seed=seed)
+    u = random_directions(n, tiny_model.d_model, seed=seed)
+    radii = torch.tensor([0.0, radius])
+    fast = sweep(tiny_model, 1, tokens, u, radii)
+    base = resid_pre(tiny_model, 1, tokens)[:, -1]
+    naive = sweep_naive(tiny_model, 1, tokens, base[:, None] + radii[None, :, None] * u[:, None])
+    assert (fast.kl >= 0).all()
+    assert (fast.kl[:, 0] <= 1e-10).all()  # radius 0: KL is 0 up to fp32 rounding of the logits
+    assert ((fast.kl - naive.kl).abs() <= kl_tolerance(naive.kl)).all()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda m, t, u, r: sweep(m, 7, t, u, r), "layer 7: tiny-.* has blocks 0-2"),
+        (lambda m, t, u, r: sweep(m, 1, t, u * 2, r), "unit norm"),
+        (lambda m, t, u, r: sweep(m, 1, t, u.masked_fill(u > 0.2, float("nan")), r), "NaN"),
+        (lambda m, t, u, r: sweep(m, 1, t, u[:, :5], r), "directions must be"),
+        (lambda m, t, u, r: sweep(m, 1, t.float(), u, r), "LongTensor"),
+        (lambda m, t, u, r: sweep(m, 1, t[:, :1], u, r), r"T >= 2"),
+        (lambda m, t, u, r: sweep(m, 1, t + 10_000, u, r), "token ids"),
+        (lambda m, t, u, r: sweep(m, 1, t, u, r[None]), "1-D"),
+    ],
+)
+def test_bad_inputs_get_one_line_errors(tiny_model, make, message):
+    tokens = prompts(2, 5, tiny_model.stack.d_vocab)
+    u = random_directions(2, tiny_model.d_model)
+    with pytest.raises((InputError, SiteError), match=message) as info:
+        make(tiny_model, tokens, u, torch.tensor([0.0, 1.0]))
+    assert "\n" not in str(info.value)
