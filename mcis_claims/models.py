@@ -309,12 +309,12 @@ def _from_local_or_hub(loader, key: str, **kwargs):
     try:
         return loader(path, local_files_only=True, **kwargs)
     except (OSError, ValueError):
-        if _kind(key) != "hub" or not _hub_reachable():
+        if _kind(key) != "hub" or not hub_reachable():
             raise
     return loader(path, **kwargs)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
     from urllib.parse import urlparse

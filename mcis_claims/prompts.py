@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,23 @@ def _load_path(spec: str):
     return docs, f"path:{path.resolve()}"
 
 
+@contextmanager
+def _offline_unless_reachable(reachable: bool):
+    """Without a hub, look only in the local cache (the hub client would retry for minutes)."""
+    if reachable:
+        yield
+        return
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
+
+
 def _load_hf_dataset(spec: str):
     name, split, column = (spec.split(":") + [None, None])[:3]
     split = split or "train"
@@ -158,8 +176,11 @@ def _load_hf_dataset(spec: str):
         import datasets
     except ImportError:
         raise CorpusError("hf: corpora need the `datasets` package (pip install datasets)") from None
+    from .models import hub_reachable
+
     try:
-        data = datasets.load_dataset(name, split=split, streaming=True)
+        with _offline_unless_reachable(hub_reachable()):
+            data = datasets.load_dataset(name, split=split, streaming=True)
         docs = []
         for row in data:
             key = column or next((k for k in ("text", "content", "document") if k in row), None)

@@ -1,0 +1,71 @@
+"""Model resolution: names, paths, random init, and one-line errors for bad input."""
+import pytest
+
+from mcis_claims import models
+from mcis_claims.errors import ModelLoadError
+
+
+@pytest.mark.parametrize("alias", ["smollm2-135m", "SmolLM2-135M", "default", " smollm2-135m-instruct "])
+def test_embedded_aliases_share_one_canonical_name(alias):
+    assert models.canonical_name(alias) == "smollm2-135m"
+    assert models.canonical_name(f"random:{alias.strip()}") == "random:smollm2-135m"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("", "empty"),
+        ("no such model!", "unknown model"),
+        ("/definitely/not/here", "does not exist"),
+        ("./relative/missing", "does not exist"),
+    ],
+)
+def test_unknown_models_fail_with_one_line(name, message):
+    with pytest.raises(ModelLoadError, match=message) as info:
+        models.describe(name)
+    assert "\n" not in str(info.value)
+
+
+def test_hub_model_offline_fails_fast_with_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="not available locally.*huggingface-cli download gpt2") as info:
+        models.describe("gpt2")
+    assert "\n" not in str(info.value)
+
+
+def test_a_file_that_is_not_gguf_is_rejected(tmp_path):
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x00" * 16)
+    with pytest.raises(ModelLoadError, match="not a .gguf"):
+        models.describe(str(path))
+
+
+def test_corrupt_gguf_gives_a_clear_error(tmp_path):
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    with pytest.raises(ModelLoadError, match="broken.gguf") as info:
+        models.load_model(str(path), reuse=False)
+    assert "\n" not in str(info.value)
+
+
+def test_random_gpt2_describes_gpt2_small_without_network():
+    info = models.describe("random:gpt2")
+    assert (info.n_layers, info.d_model, info.arch) == (12, 768, "gpt2")
+
+
+@pytest.mark.slow
+def test_random_gpt2_loads_and_is_seeded():
+    first = models.load_model("random:gpt2", reuse=False)
+    second = models.load_model("random:gpt2", reuse=False)
+    assert first.arch == "gpt2" and first.n_layers == 12 and first.d_model == 768
+    assert first.fingerprint == second.fingerprint
+    weight = first.hf_model.transformer.h[0].mlp.c_fc.weight
+    assert weight.equal(second.hf_model.transformer.h[0].mlp.c_fc.weight)
+    assert first.to_meta()["source"].startswith("random-init:gpt2")
+
+
+def test_wrap_hf_model_exposes_tl_hook_names(tiny_model):
+    assert "blocks.1.hook_resid_pre" in tiny_model.bridge.hook_dict or tiny_model.bridge.get_hook_point(
+        "blocks.1.hook_resid_pre") is not None
+    meta = tiny_model.to_meta()
+    assert meta["n_layers"] == 3 and meta["dtype"] == "float32" and len(meta["fingerprint_sha256"]) == 64
