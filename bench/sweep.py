@@ -1,0 +1,119 @@
+"""Benchmark: the cached, batched sweep engine against a naive loop, in the same run.
+
+Workload (issue #2): the embedded model, layer 1, 10-token prompts of the Lee corpus,
+21 radii. The naive loop is what published research code does: one full forward per
+perturbed prompt with a hook that overwrites the last position, here both through the
+TransformerLens bridge (`run_with_hooks`) and through a plain HF forward with a
+pre-hook. The speedup is reported against the faster of the two.
+
+    python bench/sweep.py [--prompts 64] [--naive-prompts 4] [--layer 1]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from mcis_claims import load_model, sweep
+from mcis_claims.engine import _hf_blocks, resid_pre
+from mcis_claims.prompts import load_corpus, sample_prompts
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def naive_bridge(model, layer, tokens, points):
+    site = f"blocks.{layer}.hook_resid_pre"
+    for i in range(tokens.shape[0]):
+        clean = model.bridge(tokens[i : i + 1])[0, -1]
+        for point in points[i]:
+            def write(act, hook, point=point):
+                act = act.clone()
+                act[:, -1] = point
+                return act
+            logits = model.bridge.run_with_hooks(tokens[i : i + 1], fwd_hooks=[(site, write)])[0, -1]
+            torch.kl_div(torch.log_softmax(logits, -1), torch.log_softmax(clean, -1), log_target=True)
+
+
+def naive_hf(model, layer, tokens, points):
+    block = _hf_blocks(model.hf_model)[layer]
+    replacement = {}
+
+    def write(module, args, kwargs):
+        if "x" not in replacement:
+            return None
+        hidden = (args[0] if args else kwargs["hidden_states"]).clone()
+        hidden[:, -1] = replacement["x"]
+        return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+
+    handle = block.register_forward_pre_hook(write, with_kwargs=True)
+    try:
+        for i in range(tokens.shape[0]):
+            replacement.pop("x", None)
+            clean = model.hf_model(tokens[i : i + 1], use_cache=False).logits[0, -1]
+            for point in points[i]:
+                replacement["x"] = point
+                logits = model.hf_model(tokens[i : i + 1], use_cache=False).logits[0, -1]
+                torch.kl_div(torch.log_softmax(logits, -1), torch.log_softmax(clean, -1), log_target=True)
+    finally:
+        handle.remove()
+
+
+def timed(fn, *args):
+    started = time.perf_counter()
+    with torch.no_grad():
+        fn(*args)
+    return time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=64, help="prompts for the engine")
+    parser.add_argument("--naive-prompts", type=int, default=4, help="prompts for each naive loop")
+    parser.add_argument("--layer", type=int, default=1)
+    parser.add_argument("--radii", type=int, default=21)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = load_model("smollm2-135m")
+    prompts = sample_prompts(load_corpus("lee"), model.tokenizer, args.prompts, length=10, seed=0)
+    tokens = prompts.tokens
+    base = resid_pre(model, args.layer, tokens)[:, -1]
+    u = torch.randn(args.prompts, model.d_model)
+    u /= u.norm(dim=-1, keepdim=True)
+    radii = torch.linspace(0, 2, args.radii) * base.norm(dim=-1).median()
+    points = base[:, None] + radii[None, :, None] * u[:, None]
+
+    peak = matmul_peak_gflops()
+    sweep(model, args.layer, tokens[:2], u[:2], radii)  # warm-up
+    t_engine = timed(sweep, model, args.layer, tokens, u, radii)
+    n_naive = min(args.naive_prompts, args.prompts)
+    t_bridge = timed(naive_bridge, model, args.layer, tokens[:n_naive], points[:n_naive])
+    t_hf = timed(naive_hf, model, args.layer, tokens[:n_naive], points[:n_naive])
+
+    rows_engine = args.prompts * args.radii
+    rows_naive = n_naive * args.radii
+    rate_engine = rows_engine / t_engine
+    rate_bridge = rows_naive / t_bridge
+    rate_hf = rows_naive / t_hf
+    gflops = model.stack.flops_per_row(args.layer) * rows_engine / t_engine / 1e9
+    print(f"workload: {model.name}, layer {args.layer}, 10-token prompts, {args.radii} radii, fp32, "
+          f"{torch.get_num_threads()} threads")
+    print(f"fp32 matmul peak (measured, 2048x2048): {peak:.1f} GFLOPS")
+    print(f"engine:            {rows_engine:5d} perturbed prompts in {t_engine:7.2f} s = {rate_engine:8.1f} /s "
+          f"({gflops:.1f} GFLOPS, {gflops / peak:.0%} of peak)")
+    print(f"naive (TL bridge): {rows_naive:5d} perturbed prompts in {t_bridge:7.2f} s = {rate_bridge:8.1f} /s")
+    print(f"naive (HF hook):   {rows_naive:5d} perturbed prompts in {t_hf:7.2f} s = {rate_hf:8.1f} /s")
+    print(f"speedup vs TL bridge loop: {rate_engine / rate_bridge:.1f}x")
+    print(f"speedup: {rate_engine / max(rate_bridge, rate_hf):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
