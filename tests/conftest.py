@@ -12,6 +12,8 @@ from hypothesis import settings
 
 from mcis_claims.models import wrap_hf_model
 
+pytest_plugins = ["pytester"]
+
 # Deterministic property tests in CI (no flaky seeds, no deadlines on a shared 2-core box).
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
