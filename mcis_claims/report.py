@@ -1,0 +1,662 @@
+"""Reports: results.json, summary.md, report.html and one figure per cell.
+
+A run's report directory (default `reports/<ISO timestamp>/`, with `reports/latest`
+pointing at the newest) holds:
+
+    results.json   schema_version, run metadata, one record per (claim, model, layer), results_hash
+    summary.md     provenance header, the verdict table, each cell's reason and figure link
+    report.html    the same, self-contained: figures inlined as base64 data URIs, no scripts
+    figures/       <claim>_<model>_L<layer>.png: read-out against radius per direction kind
+
+The directory is checked for writability before any work is done. Each record's figure and
+results.json are written as soon as the record arrives, every file through a temporary
+file and a rename, so a crash later in the run loses nothing already computed, and a
+failed write keeps the records in memory for the next attempt.
+
+`results_hash` is the sha256 of the records' canonical JSON (sorted keys, records in
+(claim, model, layer) order, timing and figure paths left out): the same seed gives the
+same hash, whatever the run order, directory or speed.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import textwrap
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InputError, ReportError
+
+if TYPE_CHECKING:  # rich and matplotlib load on first use: `import mcis_claims` stays light
+    from rich.console import Console
+    from rich.table import Table
+
+SCHEMA_VERSION = 1
+VERDICTS = ("supported", "refuted", "inconclusive")
+RICH_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
+PLOT_COLOR = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#b08800"}
+LOG_FLOOR = 1e-6  # read-outs below this are drawn at it on a log axis (KL of exactly 0 is common)
+UNHASHED = ("timing_s", "figure")  # vary between identical runs
+RESULTS, SUMMARY, HTML_REPORT, FIGURES = "results.json", "summary.md", "report.html", "figures"
+
+# One colour per direction kind in every figure, so figures compare at a glance.
+KIND_COLOR = {
+    "isotropic": "#7f7f7f", "cov_random_mixture": "#1f77b4", "real_mixture": "#d62728",
+    "real_other": "#ff7f0e", "gaussian_base": "#9467bd", "real_base": "#d62728",
+    "optimized": "#2ca02c", "sae_decoder": "#8c564b", "sae_synthetic": "#e377c2",
+}
+SPARE_COLORS = ("#17becf", "#bcbd22", "#8c564b", "#e377c2", "#2ca02c", "#ff7f0e", "#1f77b4")
+
+
+@dataclass
+class CurveSet:
+    """Per-prompt sweep curves of one direction kind, for plotting."""
+
+    kind: str  # e.g. "isotropic", "cov_random_mixture", "real_mixture", "gaussian_base"
+    radii: np.ndarray  # (S,) in units of the site's median activation norm
+    values: np.ndarray  # (n, S) e.g. KL in nats per base prompt (already aggregated over repeat directions)
+    label: str | None = None
+
+    def __post_init__(self):
+        self.radii = np.asarray(self.radii, dtype=np.float64)
+        self.values = np.asarray(self.values, dtype=np.float64)
+        if self.values.ndim == 1:
+            self.values = self.values[None, :]  # one curve -> (1, S)
+        if self.radii.ndim != 1 or self.values.ndim != 2 or self.values.shape[1] != self.radii.shape[0]:
+            raise InputError(f"CurveSet {self.kind!r}: values {self.values.shape} must be (n, S) "
+                             f"with S = len(radii) = {self.radii.shape}")
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
+
+    def summary(self) -> dict:
+        """Median and interquartile band over prompts at each radius (NaN-aware)."""
+        with warnings.catch_warnings():  # an all-NaN column gives NaN, written as null
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q25, median, q75 = np.nanpercentile(self.values, [25, 50, 75], axis=0)
+        return {"kind": self.kind, "n": int(self.values.shape[0]), "radii": self.radii,
+                "median": median, "q25": q25, "q75": q75}
+
+
+@dataclass
+class CellRecord:
+    """One (claim, model, layer) cell of a run."""
+
+    claim: str  # "C1"
+    model: str  # "smollm2-135m"
+    layer: int
+    site: str  # "blocks.1.hook_resid_pre"
+    n: int
+    statistic: dict  # {"name": str, "value": float}
+    effect: dict  # {"name", "value", "ci_low", "ci_high", "ci_level"}
+    p_value: float  # raw
+    p_adjusted: float | None  # multiplicity-adjusted (None until the run's end)
+    verdict: str  # "supported" | "refuted" | "inconclusive"
+    reason: str  # one line, with numbers
+    spec: dict  # claim metadata (id, title, statement, ..., sesoi, alpha, alternative)
+    details: dict  # extra JSON-able numbers
+    timing_s: float
+    curves: list[CurveSet] = field(default_factory=list)  # figure only; results.json gets a summary
+    curve_ylabel: str = "KL(clean || perturbed) [nats]"
+    figure: str | None = None  # path of the PNG relative to the report directory
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise InputError(f"verdict {self.verdict!r}: must be one of {', '.join(VERDICTS)}")
+        self.layer = int(self.layer)
+        self.curves = list(self.curves)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.claim, self.model, self.layer)
+
+    def curve_summary(self) -> dict:
+        out = {}
+        for curve in self.curves:
+            name = curve.name
+            while name in out:  # two curve sets with one name keep both
+                name += "'"
+            out[name] = curve.summary()
+        return out
+
+    def to_dict(self) -> dict:
+        """The results.json record: JSON-safe, NaN/inf as null."""
+        return _jsonable({
+            "claim": self.claim, "model": self.model, "layer": self.layer, "site": self.site, "n": self.n,
+            "statistic": self.statistic, "effect": self.effect,
+            "p_value": self.p_value, "p_adjusted": self.p_adjusted,
+            "verdict": self.verdict, "reason": self.reason,
+            "sesoi": self.spec.get("sesoi"), "alpha": self.spec.get("alpha"),
+            "spec": self.spec, "details": self.details,
+            "curve_ylabel": self.curve_ylabel, "curve_summary": self.curve_summary(),
+            "figure": self.figure, "timing_s": self.timing_s,
+        })
+
+
+class RunReport:
+    """The report directory of one run; records arrive one by one, each written at once."""
+
+    def __init__(self, report_dir: Path | str | None, *, run_meta: dict):
+        self._directory, self._results_path = _prepare_directory(report_dir)
+        self._run = dict(run_meta)
+        self._run.setdefault("started", _now_iso())
+        self._run.setdefault("finished", None)
+        self._records: dict[tuple[str, str, int], CellRecord] = {}
+        self._figure_names: dict[str, tuple[str, str, int]] = {}
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    @property
+    def results_path(self) -> Path:
+        return self._results_path
+
+    def records(self) -> list[CellRecord]:
+        """Records in (claim, model, layer) order, C2 before C10."""
+        return [self._records[key] for key in sorted(self._records, key=_record_order)]
+
+    def add(self, record: CellRecord) -> None:
+        """Keep `record` (a later one for the same cell replaces it), draw its figure, rewrite results.json."""
+        if not isinstance(record, CellRecord):
+            raise InputError(f"RunReport.add takes a CellRecord, got {type(record).__name__}")
+        self._records[record.key] = record
+        self._draw(record)
+        self._write_json(warn=True)
+
+    def set_adjusted(self, key: tuple[str, str, int], p_adjusted: float, verdict: str, reason: str) -> None:
+        """Record the multiplicity-adjusted p and the verdict it implies for the cell `key`."""
+        claim, model, layer = key
+        record = self._records.get((claim, model, int(layer)))
+        if record is None:
+            known = ", ".join(map(str, sorted(self._records, key=_record_order))) or "none"
+            raise KeyError(f"no record for {key!r}; recorded cells: {known}")
+        if verdict not in VERDICTS:
+            raise InputError(f"verdict {verdict!r}: must be one of {', '.join(VERDICTS)}")
+        record.p_adjusted, record.verdict, record.reason = p_adjusted, verdict, reason
+        self._draw(record)  # the figure shows the verdict, p_adj and the reason
+        self._write_json(warn=True)
+
+    def finalize(self, *, wall_time_s: float, extra_meta: dict | None = None) -> Path:
+        """Write results.json, summary.md and report.html; return the directory. Safe to call twice."""
+        for key, value in (extra_meta or {}).items():
+            old = self._run.get(key)
+            self._run[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+        self._run["wall_time_s"] = wall_time_s
+        self._run["finished"] = _now_iso()
+        for record in self.records():
+            if record.curves and record.figure is None:  # its first attempt failed: retry
+                self._draw(record)
+        self._write_json(warn=False)
+        data = self._document()
+        try:
+            _atomic_write(self._directory / SUMMARY, render_summary(data).encode())
+            _atomic_write(self._directory / HTML_REPORT, _render_html(data, self._directory).encode())
+        except OSError as exc:
+            raise _unwritable(self._directory, exc) from None
+        return self._directory
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _document(self) -> dict:
+        records = [record.to_dict() for record in self.records()]
+        return {"schema_version": SCHEMA_VERSION, "run": _jsonable(self._run), "records": records,
+                "results_hash": results_hash(records)}
+
+    def _write_json(self, *, warn: bool) -> None:
+        data = json.dumps(self._document(), indent=2, allow_nan=False) + "\n"
+        try:
+            _atomic_write(self._results_path, data.encode())
+        except OSError as exc:
+            if not warn:
+                raise _unwritable(self._directory, exc) from None
+            # Never lose a computed verdict to a full disk: keep it, say so, retry at the next write.
+            warnings.warn(f"mcis-claims: could not write {self._results_path} ({_reason(exc)}); "
+                          "results are kept in memory and written again at the end of the run", stacklevel=3)
+
+    def _draw(self, record: CellRecord) -> None:
+        if not record.curves:
+            return
+        name = self._figure_name(record)
+        try:
+            plot_curves(record, self._directory / FIGURES / name)
+        except Exception as exc:  # a figure is a nicety: a plotting failure must not lose the verdict
+            warnings.warn(f"mcis-claims: no figure for {record.claim} {record.model} {record.site}: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=3)
+            return
+        record.figure = f"{FIGURES}/{name}"
+
+    def _figure_name(self, record: CellRecord) -> str:
+        stem = f"{_sanitize(record.claim)}_{_sanitize(record.model)}_L{record.layer}"
+        owner = self._figure_names.setdefault(stem, record.key)
+        if owner != record.key:  # two models that sanitise alike ("a/b", "a-b") keep separate files
+            stem += "_" + hashlib.sha256(repr(record.key).encode()).hexdigest()[:8]
+            self._figure_names[stem] = record.key
+        return stem + ".png"
+
+
+def plot_curves(record: CellRecord, path: Path) -> None:
+    """Draw the read-out against radius: median and 25-75% band per direction kind."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    if not record.curves:
+        raise InputError(f"{record.claim} {record.model} {record.site}: no curves to plot")
+    path = Path(path)
+    summaries = record.curve_summary()
+    values = np.concatenate([c.values.ravel() for c in record.curves])
+    values = values[np.isfinite(values)]
+    top = float(values.max()) if values.size else 0.0
+    # Log y for non-negative read-outs (KL); tiny negative rounding noise is floored too.
+    log_y = top > 0 and float(values.min()) >= -1e-3 * top
+    positive = np.concatenate([c.radii[c.radii > 0] for c in record.curves])
+    # Log x for geometric radius schedules; their r = 0 point cannot be drawn there.
+    log_x = positive.size > 2 and positive.max() / positive.min() >= 20
+
+    fig = Figure(figsize=(10, 5.4), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.085, 0.13, 0.57, 0.72))
+    used = {KIND_COLOR.get(_kind_key(c.kind)) for c in record.curves}
+    spare = iter([c for c in SPARE_COLORS if c not in used] + list(SPARE_COLORS))
+    drawn = []  # every y value on the axes, for the limits
+    for name, s in summaries.items():
+        color = KIND_COLOR.get(_kind_key(s["kind"])) or next(spare)
+        keep = s["radii"] > 0 if log_x else np.ones_like(s["radii"], dtype=bool)
+        x = s["radii"][keep]
+        median, q25, q75 = (s[k][keep] for k in ("median", "q25", "q75"))
+        if log_y:
+            median, q25, q75 = (np.maximum(v, LOG_FLOOR) for v in (median, q25, q75))
+        drawn += [q25, q75]
+        empty = "" if np.isfinite(median).any() else ", no finite values"
+        ax.fill_between(x, q25, q75, color=color, alpha=0.18, linewidth=0)
+        ax.plot(x, median, color=color, linewidth=2.2, marker="o", markersize=3,
+                label=f"{name}  (n={s['n']}{empty})")
+
+    threshold = record.details.get("kl_threshold_nats")
+    if _finite(threshold) and threshold > 0:
+        ax.axhline(threshold, color="black", linestyle="--", linewidth=1, alpha=0.7,
+                   label=f"KL threshold {threshold:g} nats")
+        drawn.append(np.array([threshold]))
+    floored = False
+    if log_y:
+        ys = np.concatenate(drawn)
+        ys = ys[np.isfinite(ys)]
+        low, high = (float(ys.min()), float(ys.max())) if ys.size else (LOG_FLOOR, 1.0)
+        floored = low <= LOG_FLOOR
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())  # decades are enough; minor ticks double the draw time
+        ax.set_ylim(low / 1.6, high * 2.5)
+    if log_x:
+        ax.set_xscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_xlabel("radius / median ‖resid‖" + ("  (log scale; r = 0 not drawn)" if log_x else ""), fontsize=11)
+    note = f"\nlog scale, values < {LOG_FLOOR:g} drawn at {LOG_FLOOR:g}" if floored else " (log scale)" * log_y
+    ax.set_ylabel(record.curve_ylabel + note, fontsize=10)
+    ax.tick_params(labelsize=9)
+    model = record.model if len(record.model) <= 40 else "…" + record.model[-39:]
+    ax.set_title(f"{record.claim} {model} {record.site} — {record.verdict}",
+                 loc="left", fontsize=12, fontweight="bold")
+    if record.spec.get("title"):
+        fig.text(0.085, 0.925, record.spec["title"], fontsize=10, color="#555555")
+
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9,
+              title="median, band: 25–75% of prompts", title_fontsize=8, alignment="left")
+    ax.text(1.02, 0.0, _info_box(record), transform=ax.transAxes, va="bottom", ha="left", fontsize=8.5,
+            family="monospace", linespacing=1.35,
+            bbox=dict(boxstyle="round,pad=0.5", facecolor="#f6f8fa", edgecolor=PLOT_COLOR[record.verdict],
+                      linewidth=1.5))
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png")
+    finally:
+        fig.clear()  # the OO Figure is never registered with pyplot, so nothing else holds it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, buffer.getvalue())
+
+
+def render_verdict_table(records: list[CellRecord], console: Console | None = None) -> Table:
+    """A rich table of verdicts, one row per record; printed to `console` if one is given."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_lines=False, header_style="bold")
+    for name, justify in (("claim", "left"), ("model", "left"), ("layer", "right"), ("n", "right"),
+                          ("effect [CI]", "left"), ("p", "right"), ("p_adj", "right"), ("verdict", "left")):
+        # Short columns never wrap; a long model path folds rather than vanishing into "…".
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name not in ("model", "effect [CI]"))
+    ordered = sorted(records, key=lambda r: _record_order(r.key))
+    for r in ordered:
+        effect = Text.assemble((f"{r.effect.get('name', '')} ", "dim"), _effect_str(r.effect))
+        # Text cells, not markup: a model path may contain "[" and must print as is.
+        table.add_row(Text(r.claim), Text(r.model), Text(str(r.layer)), Text(str(r.n)), effect,
+                      Text(_fmt_p(r.p_value)), Text(_fmt_p(r.p_adjusted)),
+                      Text(r.verdict, style=RICH_STYLE.get(r.verdict, "")))
+    counts = {v: sum(r.verdict == v for r in ordered) for v in VERDICTS}
+    table.caption = " · ".join(f"{n} {v}" for v, n in counts.items())
+    if console is not None:
+        console.print(table)
+    return table
+
+
+def load_results(path) -> dict:
+    """Read a results.json (or the report directory holding one) and check its schema."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"results file {path} does not exist; pass a results.json written by a run") from None
+    except OSError as exc:
+        raise ReportError(f"cannot read results file {path}: {_reason(exc)}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path} is not valid JSON ({' '.join(str(exc).split())}); "
+                          "re-run to regenerate it") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        found = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
+        raise ReportError(f"{path}: schema_version {found!r} is not {SCHEMA_VERSION}, the version this "
+                          "mcis-claims reads; re-run to regenerate it")
+    missing = [k for k in ("run", "records", "results_hash") if k not in data]
+    if missing or not isinstance(data["records"], list):
+        raise ReportError(f"{path}: missing {', '.join(missing) or 'a records list'}; not a results.json?")
+    for i, record in enumerate(data["records"]):
+        required = ("claim", "model", "layer", "effect", "p_value", "verdict")
+        lacking = [k for k in required if k not in record] if isinstance(record, dict) else ["everything"]
+        if lacking:
+            raise ReportError(f"{path}: record {i} lacks {', '.join(lacking)}; re-run to regenerate it")
+    return data
+
+
+def results_hash(records: list[dict]) -> str:
+    """sha256 of the canonical JSON of `records` (to_dict() form), without timing and figure paths."""
+    kept = [{k: v for k, v in r.items() if k not in UNHASHED} for r in records]
+    kept.sort(key=lambda r: _record_order((r.get("claim", ""), r.get("model", ""), r.get("layer", 0))))
+    text = json.dumps(_jsonable(kept), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def render_summary(data: dict) -> str:
+    """summary.md from a results.json document."""
+    run, records = data["run"], data["records"]
+    config = run.get("config") or {}
+    lines = ["# mcis-claims report", ""]
+    seed_line = f"- **seed** {run.get('seed')}"
+    if config.get("profile"):
+        comparable = "" if config.get("comparable", True) else " — **not comparable** (smoke profile)"
+        seed_line += f" · **profile** {config['profile']}{comparable}"
+    lines.append(seed_line)
+    if run.get("command"):
+        lines.append(f"- **command** `{run['command']}`")
+    for name, meta in (run.get("models") or {}).items():
+        lines.append(f"- **model** {name}{_provenance(meta if isinstance(meta, dict) else {})}")
+    corpus = run.get("corpus")
+    if isinstance(corpus, dict):
+        lines.append(f"- **corpus** {corpus.get('name', '?')}{_provenance(corpus)}")
+    versions = run.get("versions") or {}
+    if versions:
+        lines.append("- **versions** " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None))
+    wall = run.get("wall_time_s")
+    lines.append(f"- **wall time** {_fmt_seconds(wall)} · started {run.get('started')} · finished {run.get('finished')}")
+    lines.append(f"- **results_hash** `{data.get('results_hash')}`")
+    lines += ["", "| claim | model | layer | n | effect [CI] | p | p_adj | verdict |",
+              "|---|---|---:|---:|---|---:|---:|---|"]
+    for r in records:
+        cells = [r["claim"], r["model"], r["layer"], r.get("n"),
+                 f"{r['effect'].get('name', '')} {_effect_str(r['effect'])}",
+                 _fmt_p(r.get("p_value")), _fmt_p(r.get("p_adjusted")), f"**{r['verdict']}**"]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
+    lines += ["", " · ".join(f"{n} {v}" for v, n in counts.items()), ""]
+    for r in records:
+        lines += [f"## {r['claim']} {r['model']} {r.get('site', '')} — {r['verdict']}", ""]
+        title = (r.get("spec") or {}).get("title")
+        if title:
+            lines += [f"*{title}*", ""]
+        lines.append(f"{r.get('reason', '')}")
+        details = r.get("details") or {}
+        if details.get("reproduce"):
+            lines += ["", f"Reproduce: `{details['reproduce']}`"]
+        if r.get("figure"):
+            lines += ["", f"![{r['claim']} {r['model']} L{r['layer']}]({r['figure']})"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _prepare_directory(report_dir) -> tuple[Path, Path]:
+    """Create the report directory and prove it writable; return (directory, results.json path)."""
+    latest_base = None
+    if report_dir is None:
+        latest_base = Path.cwd() / "reports"
+        run_id = _now_iso(sep="")
+        directory, suffix = latest_base / run_id, 1
+        while directory.exists():  # two runs in one second
+            suffix += 1
+            directory = latest_base / f"{run_id}-{suffix}"
+        results = directory / RESULTS
+    else:
+        given = Path(report_dir).expanduser()
+        if given.suffix.lower() == ".json":  # --report-dir x.json writes exactly there (LE#2927)
+            directory, results = given.parent, given
+        else:
+            directory, results = given, given / RESULTS
+    try:
+        (directory / FIGURES).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(b"ok")
+        if results.is_dir():
+            raise IsADirectoryError(21, f"{results.name} is a directory")
+    except OSError as exc:
+        raise _unwritable(directory, exc) from None
+    if latest_base is not None:
+        _point_latest(latest_base, directory)
+    return directory.resolve(), results.resolve()
+
+
+def _point_latest(base: Path, target: Path) -> None:
+    """reports/latest -> the newest run: a relative symlink, or a text file where links fail."""
+    link, tmp = base / "latest", base / f".latest.{os.getpid()}.tmp"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(target.name, tmp)
+        os.replace(tmp, link)  # atomic; replaces an older link or text file
+        return
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    try:
+        _atomic_write(link, f"{target}\n".encode())
+    except OSError as exc:
+        warnings.warn(f"mcis-claims: could not update {link} ({_reason(exc)})", stacklevel=3)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # only still there if something failed
+
+
+def _unwritable(directory: Path, exc: OSError) -> ReportError:
+    return ReportError(f"cannot write report directory {directory}: {_reason(exc)}; "
+                       "pass --report-dir to a writable path")
+
+
+def _reason(exc: OSError) -> str:
+    text = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename and exc.strerror:
+        text += f" ({exc.filename})"
+    return " ".join(text.split())  # one line
+
+
+def _jsonable(obj):
+    """Plain JSON types: numpy scalars and arrays to Python, NaN and inf to None, paths to str."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        return [_jsonable(v) for v in items]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy arrays, torch tensors
+        return _jsonable(obj.tolist())
+    if hasattr(obj, "to_dict"):
+        return _jsonable(obj.to_dict())
+    return repr(obj)
+
+
+def _record_order(key) -> tuple:
+    claim, model, layer = key
+    return (_natural(str(claim)), str(model), int(layer))
+
+
+def _natural(text: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def _sanitize(name: str, limit: int = 60) -> str:
+    """A file-name-safe, bounded version of a model or claim name (LE#2993: 'File name too long')."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "x"
+    if len(clean) > limit:
+        clean = clean[-limit:].lstrip("-.") + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return clean
+
+
+def _kind_key(kind: str) -> str:
+    return re.sub(r"[\s-]+", "_", kind.strip().lower())
+
+
+def _now_iso(sep: str = ":") -> str:
+    """UTC ISO time; sep="" gives the run id, 2026-11-25T051203Z (no colons: Windows, URLs)."""
+    return datetime.now(timezone.utc).strftime(f"%Y-%m-%dT%H{sep}%M{sep}%SZ")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x)
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return f"{x:.{digits}g}" if _finite(x) else "—"
+
+
+def _fmt_p(p) -> str:
+    return "—" if not _finite(p) else f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _fmt_seconds(s) -> str:
+    return "—" if not _finite(s) else f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _ci_level(effect: dict) -> str:
+    level = effect.get("ci_level")
+    if not _finite(level):
+        return "CI"
+    return f"{level * 100 if level <= 1 else level:g}% CI"
+
+
+def _effect_str(effect: dict) -> str:
+    return f"{_fmt(effect.get('value'))} [{_fmt(effect.get('ci_low'))}, {_fmt(effect.get('ci_high'))}]"
+
+
+def _info_box(record: CellRecord) -> str:
+    e, spec = record.effect, record.spec
+    lines = [f"{e.get('name', 'effect')} = {_fmt(e.get('value'))}",
+             f"  {_ci_level(e)} [{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]",
+             f"p = {_fmt_p(record.p_value)}   p_adj = {_fmt_p(record.p_adjusted)}",
+             f"n = {record.n} prompts"]
+    if spec.get("sesoi") is not None or spec.get("alpha") is not None:
+        lines.append(f"SESOI {_fmt(spec.get('sesoi'))}   alpha {_fmt(spec.get('alpha'))}")
+    lines.append(f"verdict: {record.verdict}")
+    reason = textwrap.wrap(record.reason or "", width=36)
+    if reason:
+        lines += [""] + reason[:6] + (["…"] if len(reason) > 6 else [])
+    return "\n".join(lines)
+
+
+def _provenance(meta: dict) -> str:
+    """' (sha256 `…`, source …)' from whichever hash and source keys a meta dict has."""
+    parts = [f"{k} `{v}`" for k, v in meta.items() if "sha256" in k and v]
+    if meta.get("source"):
+        parts.append(f"source `{meta['source']}`")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _md_cell(value) -> str:
+    return str(value if value is not None else "—").replace("|", "\\|").replace("\n", " ")
+
+
+def _render_html(data: dict, directory: Path) -> str:
+    """One self-contained page: the summary's content with figures as data URIs, no scripts."""
+    run, records = data["run"], data["records"]
+    esc = html.escape
+    rows = []
+    for r in records:
+        rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in (
+            r["claim"], r["model"], r["layer"], r.get("n"),
+            f"{r['effect'].get('name', '')} {_effect_str(r['effect'])}",
+            _fmt_p(r.get("p_value")), _fmt_p(r.get("p_adjusted"))))
+            + f"<td class='{esc(r['verdict'])}'>{esc(r['verdict'])}</td></tr>")
+    sections = []
+    for r in records:
+        image = ""
+        if r.get("figure") and (directory / r["figure"]).is_file():
+            encoded = base64.b64encode((directory / r["figure"]).read_bytes()).decode()
+            image = f"<img alt='{esc(r['figure'])}' src='data:image/png;base64,{encoded}'>"
+        details = esc(json.dumps({"spec": r.get("spec"), "details": r.get("details")}, indent=2))
+        sections.append(
+            f"<section><h2>{esc(r['claim'])} {esc(r['model'])} {esc(str(r.get('site', '')))} — "
+            f"<span class='{esc(r['verdict'])}'>{esc(r['verdict'])}</span></h2>"
+            f"<p>{esc(r.get('reason') or '')}</p>{image}"
+            f"<details><summary>spec and details</summary><pre>{details}</pre></details></section>")
+    meta = esc(json.dumps({k: v for k, v in run.items() if k != "prompts"}, indent=2))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>mcis-claims report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #d0d7de; padding: 4px 8px; }}
+th {{ background: #f6f8fa; }} img {{ max-width: 100%; }} pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; }}
+.supported {{ color: #1a7f37; font-weight: bold; }} .refuted {{ color: #cf222e; font-weight: bold; }}
+.inconclusive {{ color: #9a6700; font-weight: bold; }}
+</style></head><body>
+<h1>mcis-claims report</h1>
+<p>seed {esc(str(run.get('seed')))} · wall time {esc(_fmt_seconds(run.get('wall_time_s')))} ·
+finished {esc(str(run.get('finished')))} · results_hash <code>{esc(str(data.get('results_hash')))}</code></p>
+<table><tr><th>claim</th><th>model</th><th>layer</th><th>n</th><th>effect [CI]</th><th>p</th><th>p_adj</th>
+<th>verdict</th></tr>
+{chr(10).join(rows)}
+</table>
+{chr(10).join(sections)}
+<details><summary>run metadata</summary><pre>{meta}</pre></details>
+</body></html>
+"""

@@ -1,0 +1,94 @@
+"""The pytest plugin end to end, through pytester, on a tiny model saved to disk."""
+import fnmatch
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import char_tokenizer, tiny_llama
+
+CLAIMS = Path(__file__).resolve().parents[1] / "claims"
+SMALL = ["--corpus", "pydoc", "--n-prompts", "12", "--n-directions", "1", "--layers", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny-llama-model")
+    tiny_llama(n_layers=3, d_model=32).save_pretrained(directory)
+    char_tokenizer(directory)
+    return directory
+
+
+@pytest.fixture
+def claims_dir(pytester):
+    pytester.makeconftest('pytest_plugins = ["mcis_claims.plugin"]')
+    for name in ("test_c1_plateaus.py", "test_c2_sensitive_directions.py"):
+        shutil.copy(CLAIMS / name, pytester.path / name)
+    return pytester
+
+
+def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_path):
+    report = tmp_path / "report"
+    result = claims_dir.runpytest("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(report),
+                                  "-p", "no:cacheprovider")
+    assert result.ret in (0, 1), result.stdout.str()  # 1 only if a claim is refuted on this random model
+    result.stdout.fnmatch_lines(["*mcis-claims: seed=0 profile=default*", "*mcis-claims verdicts*",
+                                 f"*report: {report}*"])
+    data = json.loads((report / "results.json").read_text())
+    records = {r["claim"]: r for r in data["records"]}
+    assert set(records) == {"C1", "C2"}
+    for record in records.values():
+        for field in ("claim", "model", "layer", "n", "statistic", "effect", "p_value", "p_adjusted", "verdict"):
+            assert field in record, field
+        assert set(record["effect"]) >= {"name", "value", "ci_low", "ci_high"}
+        assert record["verdict"] in ("supported", "refuted", "inconclusive")
+        assert record["layer"] == 1 and record["n"] <= 12
+        assert (report / record["figure"]).stat().st_size > 5_000
+    run = data["run"]
+    assert run["seed"] == 0 and run["versions"]["torch"]
+    assert run["corpus"]["sha256"] and run["prompts"]
+    assert (report / "summary.md").read_text().count("C1") >= 1
+
+
+def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_path):
+    hashes = []
+    for run in ("a", "b"):
+        claims_dir.runpytest("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(tmp_path / run),
+                             "-p", "no:cacheprovider", "-k", "c1")
+        hashes.append(json.loads((tmp_path / run / "results.json").read_text())["results_hash"])
+    assert hashes[0] == hashes[1]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--models", "gpt2"], "*not available locally*huggingface-cli download gpt2*"),
+        (["--models", "no such model!"], "*unknown model*"),
+        (["--layers", "40"], "*layer 40*has blocks 0-2*"),
+        (["--n-prompts", "3"], "*--n-prompts 3*"),
+    ],
+)
+def test_bad_options_fail_with_one_line(claims_dir, tiny_model_dir, monkeypatch, args, message):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = ["--models", str(tiny_model_dir), "--corpus", "pydoc"]
+    result = claims_dir.runpytest(*base, *args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output
+    assert any(fnmatch.fnmatch(line, message) for line in output.splitlines()), output
+
+
+def test_unwritable_report_dir_is_a_usage_error(claims_dir, tiny_model_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = claims_dir.runpytest("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(blocker / "sub"),
+                                  "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "cannot write report directory" in result.stdout.str() + result.stderr.str()
+
+
+def test_help_lists_the_option_group(claims_dir):
+    result = claims_dir.runpytest("--help")
+    result.stdout.fnmatch_lines(["*mcis-claims*", "*--models*", "*--layers*", "*--n-prompts*", "*--seed*",
+                                 "*--report-dir*"])
