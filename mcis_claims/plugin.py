@@ -35,6 +35,7 @@ class RunState:
     started: float = field(default_factory=time.time)
     report: object = None
     n_cells: int = 0
+    usage_error: str | None = None
     records: list = field(default_factory=list)
 
 
@@ -87,20 +88,23 @@ def claim(spec):
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
-    run = metafunc.config.stash[STATE].config
+    state = metafunc.config.stash[STATE]
     params = []
-    for name in run.models:
+    for name in state.config.models:
         try:
             info = describe(name)
-            layers = select_layers(run.layers, info.n_layers, info.name)
+            layers = select_layers(state.config.layers, info.n_layers, info.name)
         except McisError as exc:
-            pytest.exit(f"mcis-claims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            state.usage_error = str(exc)  # raised once collection ends, as one line, not per module
+            return
         params += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in layers]
     metafunc.parametrize("cell", params, indirect=True)
 
 
 def pytest_collection_modifyitems(session, config, items):
     state = config.stash[STATE]
+    if state.usage_error:
+        raise pytest.UsageError(state.usage_error)
     cells = [item for item in items if item.get_closest_marker("claim")]
     state.n_cells = len(cells)
     if not cells or config.option.collectonly:

@@ -411,7 +411,8 @@ def render_summary(data: dict) -> str:
     if versions:
         lines.append("- **versions** " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None))
     wall = run.get("wall_time_s")
-    lines.append(f"- **wall time** {_fmt_seconds(wall)} · started {run.get('started')} · finished {run.get('finished')}")
+    lines.append(f"- **wall time** {_fmt_seconds(wall)} · started {run.get('started')}"
+                 f" · finished {run.get('finished')}")
     lines.append(f"- **results_hash** `{data.get('results_hash')}`")
     lines += ["", "| claim | model | layer | n | effect [CI] | p | p_adj | verdict |",
               "|---|---|---:|---:|---|---:|---:|---|"]

@@ -152,19 +152,24 @@ def cohens_dz(d) -> float:
     return float(np.mean(d)) / sd if sd > 0 else float("nan")
 
 
-def tost_paired(d, *, margin, alpha=0.05, confidence_level=None, n_resamples=9999,
+def tost_paired(d, *, margin, alpha=None, confidence_level=None, n_resamples=9999,
                 random_state=None) -> EquivalenceResult:
     """Two one-sided Wilcoxon tests that the median of d lies inside (-margin, +margin).
 
     p_lower tests d + margin > 0, p_upper tests d - margin < 0; equivalence needs both, so
     pvalue = max(p_lower, p_upper). The CI is at level 1 - 2*alpha, the interval that
-    TOST at alpha matches. Give `confidence_level` instead of `alpha` to fix the CI level
-    (alpha = (1 - confidence_level) / 2). For a ratio effect with a multiplicative margin m,
-    pass d = log(a) - log(b) and margin = log(1 + m).
+    TOST at alpha matches. Give `alpha` (default 0.05) or `confidence_level`, not both:
+    alpha = (1 - confidence_level) / 2. For a ratio effect with a multiplicative margin m,
+    pass d = log(a) - log(b) and margin = log(1 + m). Non-finite d are dropped; n counts the rest.
     """
+    if alpha is not None and confidence_level is not None:
+        raise InputError(f"alpha={alpha!r} and confidence_level={confidence_level!r}: give one; "
+                         "the CI level is 1 - 2*alpha")
     if confidence_level is not None:
         _check_level(confidence_level)
         alpha = (1 - confidence_level) / 2
+    elif alpha is None:
+        alpha = 0.05
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 0.5):
         raise InputError(f"alpha={alpha!r}: must be a number in (0, 0.5)")
     if not (isinstance(margin, (int, float, np.floating)) and math.isfinite(margin) and margin > 0):
@@ -197,7 +202,7 @@ def adjust_pvalues(pvalues, method="holm") -> np.ndarray:
     """
     if method not in _ADJUST_METHODS:
         raise InputError(f"method={method!r}: choose one of {', '.join(_ADJUST_METHODS)}")
-    p = _as_float_array(pvalues, "pvalues")
+    p = _as_float_array(pvalues, "pvalues", what="one p-value per test")
     known = ~np.isnan(p)
     outside = known & ((p < 0) | (p > 1))
     if outside.any():
@@ -340,13 +345,13 @@ def _enough_pairs(finite_values, n_total):
     return finite_values
 
 
-def _as_float_array(x, name) -> np.ndarray:
+def _as_float_array(x, name, what="one value per base prompt") -> np.ndarray:
     try:
         array = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{name} is not numeric: pass a 1-D array of numbers") from None
     if array.ndim != 1:
-        raise InputError(f"{name} has shape {array.shape}: pass a 1-D array, one value per base prompt")
+        raise InputError(f"{name} has shape {array.shape}: pass a 1-D array, {what}")
     return array
 
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import char_tokenizer, tiny_llama
 
 CLAIMS = Path(__file__).resolve().parents[1] / "claims"
+PLUGIN = ["-p", "mcis_claims.plugin", "-p", "no:cacheprovider"]  # no conftest in the pytester dir
 SMALL = ["--corpus", "pydoc", "--n-prompts", "12", "--n-directions", "1", "--layers", "1"]
 
 
@@ -22,7 +23,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture
 def claims_dir(pytester):
-    pytester.makeconftest('pytest_plugins = ["mcis_claims.plugin"]')
+    # a subprocess per run: the model stack (datasets, pyarrow) cannot be re-imported in-process
     for name in ("test_c1_plateaus.py", "test_c2_sensitive_directions.py"):
         shutil.copy(CLAIMS / name, pytester.path / name)
     return pytester
@@ -30,8 +31,8 @@ def claims_dir(pytester):
 
 def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_path):
     report = tmp_path / "report"
-    result = claims_dir.runpytest("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(report),
-                                  "-p", "no:cacheprovider")
+    result = claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(report),
+                                  *PLUGIN)
     assert result.ret in (0, 1), result.stdout.str()  # 1 only if a claim is refuted on this random model
     result.stdout.fnmatch_lines(["*mcis-claims: seed=0 profile=default*", "*mcis-claims verdicts*",
                                  f"*report: {report}*"])
@@ -54,8 +55,8 @@ def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_pa
 def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_path):
     hashes = []
     for run in ("a", "b"):
-        claims_dir.runpytest("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(tmp_path / run),
-                             "-p", "no:cacheprovider", "-k", "c1")
+        claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(tmp_path / run),
+                             *PLUGIN, "-k", "c1")
         hashes.append(json.loads((tmp_path / run / "results.json").read_text())["results_hash"])
     assert hashes[0] == hashes[1]
 
@@ -72,7 +73,7 @@ def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_p
 def test_bad_options_fail_with_one_line(claims_dir, tiny_model_dir, monkeypatch, args, message):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     base = ["--models", str(tiny_model_dir), "--corpus", "pydoc"]
-    result = claims_dir.runpytest(*base, *args, "-p", "no:cacheprovider")
+    result = claims_dir.runpytest_subprocess(*base, *args, *PLUGIN)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     output = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in output
@@ -82,13 +83,13 @@ def test_bad_options_fail_with_one_line(claims_dir, tiny_model_dir, monkeypatch,
 def test_unwritable_report_dir_is_a_usage_error(claims_dir, tiny_model_dir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = claims_dir.runpytest("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(blocker / "sub"),
-                                  "-p", "no:cacheprovider")
+    result = claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(blocker / "sub"),
+                                  *PLUGIN)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "cannot write report directory" in result.stdout.str() + result.stderr.str()
 
 
 def test_help_lists_the_option_group(claims_dir):
-    result = claims_dir.runpytest("--help")
+    result = claims_dir.runpytest_subprocess(*PLUGIN, "--help")
     result.stdout.fnmatch_lines(["*mcis-claims*", "*--models*", "*--layers*", "*--n-prompts*", "*--seed*",
                                  "*--report-dir*"])

@@ -182,6 +182,8 @@ class TestInputValidation:
             stats.tost_paired(D, margin=0)
         with pytest.raises(InputError, match="alpha=0.6"):
             stats.tost_paired(D, margin=1.0, alpha=0.6)
+        with pytest.raises(InputError, match="give one; the CI level is 1 - 2\\*alpha"):
+            stats.tost_paired(D, margin=1.0, alpha=0.05, confidence_level=0.9)
 
 
 class TestEffectSizes:
