@@ -7,7 +7,7 @@ H1  Real activations resist small perturbations more than off-distribution ones:
 H0  The median radius ratio (real / Gaussian) is at most 1.
 Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts (each base
     prompt supplies the context, the real activation and its own Gaussian draw).
-Effect: median radius ratio, 95% BCa bootstrap CI over base prompts.
+Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
 Supported if the CI lies above 1.1 and the Bonferroni-adjusted p < 0.01.
 Source: the seed thread ("activation plateaus"); Heimersheim & Mendel 2024; Giglemiani et al. 2024.
 """
@@ -41,7 +41,7 @@ def test_c1_plateaus(cell, judge):
     r_gauss, censored_gauss = gaussian.per_base_radius(threshold)
 
     estimate = stats.paired_log_ratio(
-        r_real, r_gauss, alternative=SPEC.alternative, n_resamples=cell.config.n_resamples,
+        r_real, r_gauss, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer),
     )
     judge(

@@ -6,7 +6,7 @@ H1  Directions between real activations (real_mixture) push KL past the threshol
 H0  The median radius ratio (real_mixture / cov_random_mixture) is at least 1.
 Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts; each base's
     radius is the median over its directions of each kind.
-Effect: median radius ratio, 95% BCa bootstrap CI over base prompts.
+Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
 Supported if the CI lies below 0.9 and the Bonferroni-adjusted p < 0.01.
 Source: the seed thread ("sensitive directions"); Heimersheim & Mendel 2024. Lee &
     Heimersheim 2024 report only a small real vs cov-random gap: this claim may fail.
@@ -41,9 +41,9 @@ def test_c2_sensitive_directions(cell, judge):
     seed = cell.config.cell_seed("C2", cell.model_name, cell.layer)
 
     estimate = stats.paired_log_ratio(r_real, r_cov, alternative=SPEC.alternative,
-                                      n_resamples=cell.config.n_resamples, random_state=seed)
+                                      confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples, random_state=seed)
     versus_isotropic = stats.paired_log_ratio(r_real, r_iso, alternative="less",
-                                              n_resamples=cell.config.n_resamples, random_state=seed)
+                                              confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples, random_state=seed)
     judge(
         estimate,
         curves=[CurveSet(name, s.radii_rel, s.per_base_curve()) for name, s in sweeps.items()],

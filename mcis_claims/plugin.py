@@ -52,6 +52,8 @@ def pytest_addoption(parser):
     group.addoption("--corpus", default=None, help="lee (default), pydoc, a text file or folder, or hf:<dataset>[:split[:column]]")
     group.addoption("--prompt-length", type=int, default=None, help="tokens per prompt (default 10, as published)")
     group.addoption("--profile", default="default", choices=sorted(PROFILES), help="run size: smoke (not comparable), default, full")
+    group.addoption("--list-claims", action="store_true", default=False,
+                    help="list the claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
 
 
@@ -86,7 +88,7 @@ def claim(spec):
 
 
 def pytest_generate_tests(metafunc):
-    if "cell" not in metafunc.fixturenames:
+    if "cell" not in metafunc.fixturenames or metafunc.config.getoption("list_claims", False):
         return
     state = metafunc.config.stash[STATE]
     params = []
@@ -105,7 +107,16 @@ def pytest_collection_modifyitems(session, config, items):
     state = config.stash[STATE]
     if state.usage_error:
         raise pytest.UsageError(state.usage_error)
-    cells = [item for item in items if item.get_closest_marker("claim")]
+    if config.getoption("list_claims", False):
+        _list_claims(config, items)
+        items[:] = []
+
+
+def pytest_collection_finish(session):
+    """The grid is known once -k/-m deselection is done: size the family, open the report."""
+    config = session.config
+    state = config.stash[STATE]
+    cells = [item for item in session.items if item.get_closest_marker("claim")]
     state.n_cells = len(cells)
     if not cells or config.option.collectonly:
         return
@@ -115,6 +126,33 @@ def pytest_collection_modifyitems(session, config, items):
         state.report = RunReport(state.config.report_dir, run_meta=_run_meta(state, config))
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _list_claims(config, items) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    specs = {}
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        if marker and marker.args:
+            specs.setdefault(marker.args[0].id, (marker.args[0], item.path.name))
+    table = Table(title=f"{len(specs)} claims", show_lines=True)
+    for column, ratio in (("id", 1), ("claim (H1) and source", 5), ("H0 and statistic", 4), ("judged on", 2)):
+        table.add_column(column, overflow="fold", ratio=ratio)
+    for claim_id in sorted(specs, key=lambda c: (len(c), c)):
+        spec, path = specs[claim_id]
+        table.add_row(
+            spec.id,
+            f"[bold]{spec.title}[/]\n{spec.statement}\n[dim]{spec.source} ({path})[/]",
+            f"{spec.null_hypothesis}\n[dim]{spec.statistic}[/]",
+            f"{spec.effect}\nSESOI {spec.sesoi:g}\nalpha {spec.alpha:g}\n{spec.kind}, {spec.alternative}",
+        )
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    buffer = io.StringIO()
+    Console(file=buffer, force_terminal=reporter.hasmarkup if reporter else False,
+            width=max(120, reporter._tw.fullwidth if reporter else 120)).print(table)
+    (reporter.write if reporter else sys.stdout.write)(buffer.getvalue())
 
 
 @pytest.fixture

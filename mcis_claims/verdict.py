@@ -64,8 +64,14 @@ class ClaimSpec:
             raise InputError(f"ClaimSpec {self.id}: sesoi={self.sesoi!r} is the equivalence margin "
                              "and must be positive, e.g. 0.1")
 
+    @property
+    def ci_level(self) -> float:
+        """1 - 2 alpha: a CI wholly beyond the SESOI is then a one-sided test at alpha against it
+        (a 95% interval at alpha = 0.01 lets 2.5% of boundary effects through; calibration tests)."""
+        return 1 - 2 * self.alpha
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "ci_level": self.ci_level}
 
 
 @dataclass(frozen=True)
