@@ -41,7 +41,8 @@ def test_c1_plateaus(cell, judge):
     r_gauss, censored_gauss = gaussian.per_base_radius(threshold)
 
     estimate = stats.paired_log_ratio(
-        r_real, r_gauss, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples,
+        r_real, r_gauss, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
+        n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer),
     )
     judge(

@@ -41,7 +41,8 @@ def test_c2_sensitive_directions(cell, judge):
     seed = cell.config.cell_seed("C2", cell.model_name, cell.layer)
 
     estimate = stats.paired_log_ratio(r_real, r_cov, alternative=SPEC.alternative,
-                                      confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples, random_state=seed)
+                                      confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
+        n_resamples=cell.config.n_resamples, random_state=seed)
     versus_isotropic = stats.paired_log_ratio(r_real, r_iso, alternative="less",
                                               confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples, random_state=seed)
     judge(

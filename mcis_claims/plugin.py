@@ -178,7 +178,7 @@ def judge(request, cell):
 
         family = max(1, state.n_cells)
         p_adjusted = min(1.0, estimate.pvalue * family) if estimate.pvalue == estimate.pvalue else float("nan")
-        decision = decide(spec, estimate, p_adjusted, required_n=(details or {}).get("required_n"))
+        decision = decide(spec, estimate, p_adjusted, required_n=estimate.extra.get("required_n"))
         if problem is not None:  # a failed health check makes the data unfit to judge either way
             decision = type(decision)(verdict="inconclusive", reason=problem, required_n=decision.required_n)
         record = CellRecord(
@@ -219,11 +219,14 @@ def _progress_factory(capture):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        console = Console(file=sys.__stderr__)
+        if not console.is_terminal:  # logs and CI: no bar (it would break pytest's progress lines)
+            yield lambda n: None
+            return
         disabled = capture.global_and_fixture_disabled() if capture is not None else _null()
         with disabled:
-            console = Console(file=sys.stderr)
             bar = Progress(TextColumn("  sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("rows"), TimeElapsedColumn(), console=console, transient=not console.is_terminal)
+                           TextColumn("rows"), TimeElapsedColumn(), console=console, transient=True)
             with bar:
                 task = bar.add_task(label, total=total)
                 yield lambda n: bar.advance(task, n)

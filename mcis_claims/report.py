@@ -6,7 +6,8 @@ pointing at the newest) holds:
     results.json   schema_version, run metadata, one record per (claim, model, layer), results_hash
     summary.md     provenance header, the verdict table, each cell's reason and figure link
     report.html    the same, self-contained: figures inlined as base64 data URIs, no scripts
-    figures/       <claim>_<model>_L<layer>.png: read-out against radius per direction kind
+    figures/       <claim>_<model>_L<layer>.png: read-out against radius per direction kind;
+                   forest.png: every cell's effect with its CI, grouped by claim, coloured by verdict
 
 The directory is checked for writability before any work is done. Each record's figure and
 results.json are written as soon as the record arrives, every file through a temporary
@@ -51,6 +52,7 @@ PLOT_COLOR = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#b0
 LOG_FLOOR = 1e-6  # read-outs below this are drawn at it on a log axis (KL of exactly 0 is common)
 UNHASHED = ("timing_s", "figure")  # vary between identical runs
 RESULTS, SUMMARY, HTML_REPORT, FIGURES = "results.json", "summary.md", "report.html", "figures"
+FOREST = f"{FIGURES}/forest.png"  # every cell's effect and CI; cell figures are <claim>_<model>_L<layer>.png
 
 # One colour per direction kind in every figure, so figures compare at a glance.
 KIND_COLOR = {
@@ -203,9 +205,11 @@ class RunReport:
                 self._draw(record)
         self._write_json(warn=False)
         data = self._document()
+        forest = self._draw_forest(data["records"])
         try:
-            _atomic_write(self._directory / SUMMARY, render_summary(data).encode())
-            _atomic_write(self._directory / HTML_REPORT, _render_html(data, self._directory).encode())
+            _atomic_write(self._directory / SUMMARY, render_summary(data, forest=forest).encode())
+            _atomic_write(self._directory / HTML_REPORT,
+                          _render_html(data, self._directory, forest=forest).encode())
         except OSError as exc:
             raise _unwritable(self._directory, exc) from None
         return self._directory
@@ -239,6 +243,17 @@ class RunReport:
                           f"{type(exc).__name__}: {exc}", stacklevel=3)
             return
         record.figure = f"{FIGURES}/{name}"
+
+    def _draw_forest(self, records: list[dict]) -> str | None:
+        """figures/forest.png over every cell; its relative path, or None if there is nothing to draw."""
+        if not records:
+            return None
+        try:
+            plot_forest(records, self._directory / FOREST)
+        except Exception as exc:  # a nicety, as each cell's figure: never lose the report to it
+            warnings.warn(f"mcis-claims: no forest figure: {type(exc).__name__}: {exc}", stacklevel=3)
+            return None
+        return FOREST
 
     def _figure_name(self, record: CellRecord) -> str:
         stem = f"{_sanitize(record.claim)}_{_sanitize(record.model)}_L{record.layer}"
@@ -390,8 +405,8 @@ def results_hash(records: list[dict]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def render_summary(data: dict) -> str:
-    """summary.md from a results.json document."""
+def render_summary(data: dict, *, forest: str | None = None) -> str:
+    """summary.md from a results.json document; `forest` is the forest figure's relative path, if drawn."""
     run, records = data["run"], data["records"]
     config = run.get("config") or {}
     lines = ["# mcis-claims report", ""]
@@ -423,6 +438,8 @@ def render_summary(data: dict) -> str:
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     lines += ["", " · ".join(f"{n} {v}" for v, n in counts.items()), ""]
+    if forest:
+        lines += [f"![effect sizes with {_ci_level(records[0]['effect'])}, every cell]({forest})", ""]
     for r in records:
         lines += [f"## {r['claim']} {r['model']} {r.get('site', '')} — {r['verdict']}", ""]
         title = (r.get("spec") or {}).get("title")
@@ -617,10 +634,14 @@ def _md_cell(value) -> str:
     return str(value if value is not None else "—").replace("|", "\\|").replace("\n", " ")
 
 
-def _render_html(data: dict, directory: Path) -> str:
+def _render_html(data: dict, directory: Path, *, forest: str | None = None) -> str:
     """One self-contained page: the summary's content with figures as data URIs, no scripts."""
     run, records = data["run"], data["records"]
     esc = html.escape
+    overview = ""
+    if forest and (directory / forest).is_file():
+        encoded = base64.b64encode((directory / forest).read_bytes()).decode()
+        overview = f"<figure><img alt='{esc(forest)}' src='data:image/png;base64,{encoded}'></figure>"
     rows = []
     for r in records:
         rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in (
@@ -657,6 +678,7 @@ finished {esc(str(run.get('finished')))} · results_hash <code>{esc(str(data.get
 <th>verdict</th></tr>
 {chr(10).join(rows)}
 </table>
+{overview}
 {chr(10).join(sections)}
 <details><summary>run metadata</summary><pre>{meta}</pre></details>
 </body></html>

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -94,7 +94,7 @@ class EquivalenceResult:
 
 
 def paired_log_ratio(a, b, *, alternative="greater", confidence_level=0.95, n_resamples=9999,
-                     random_state=None) -> EffectEstimate:
+                     random_state=None, sesoi=None) -> EffectEstimate:
     """Median ratio a/b over base prompts, tested on d = log(a) - log(b) against 0.
 
     a, b: (n,) positive values per base prompt for conditions A and B. Pairs with a NaN or
@@ -105,12 +105,14 @@ def paired_log_ratio(a, b, *, alternative="greater", confidence_level=0.95, n_re
     (2.0, 6, 1.0)
     """
     a, b, n_dropped = _paired_iv(a, b, alternative, confidence_level, n_resamples, positive=True)
-    return _paired_estimate(np.log(a) - np.log(b), "median_ratio", math.exp, 1.0, alternative,
-                            confidence_level, n_resamples, random_state, n_dropped)
+    d = np.log(a) - np.log(b)
+    estimate = _paired_estimate(d, "median_ratio", math.exp, 1.0, alternative,
+                                confidence_level, n_resamples, random_state, n_dropped)
+    return _with_required_n(estimate, d, None if sesoi is None else math.log(sesoi))
 
 
 def paired_difference(a, b, *, alternative="greater", confidence_level=0.95, n_resamples=9999,
-                      random_state=None) -> EffectEstimate:
+                      random_state=None, sesoi=None) -> EffectEstimate:
     """Median difference a - b over base prompts, Wilcoxon signed-rank against 0.
 
     >>> est = paired_difference([3.0, 4, 5, 6, 7], [1.0, 1, 1, 1, 1], random_state=0)
@@ -118,8 +120,18 @@ def paired_difference(a, b, *, alternative="greater", confidence_level=0.95, n_r
     (4.0, 5, 0.0)
     """
     a, b, n_dropped = _paired_iv(a, b, alternative, confidence_level, n_resamples, positive=False)
-    return _paired_estimate(a - b, "median_difference", float, 0.0, alternative,
-                            confidence_level, n_resamples, random_state, n_dropped)
+    estimate = _paired_estimate(a - b, "median_difference", float, 0.0, alternative,
+                                confidence_level, n_resamples, random_state, n_dropped)
+    return _with_required_n(estimate, a - b, sesoi)
+
+
+def _with_required_n(estimate: EffectEstimate, d, sesoi_on_d) -> EffectEstimate:
+    """With a SESOI, also say how many base prompts would settle the claim (extra["required_n"])."""
+    if sesoi_on_d is None or estimate.alternative == "two-sided":
+        return estimate
+    n = required_n(d, sesoi=sesoi_on_d, alpha=(1 - estimate.confidence_level) / 2,
+                   alternative=estimate.alternative)
+    return replace(estimate, extra={**estimate.extra, "required_n": n})
 
 
 def matched_pairs_rank_biserial(d) -> float:

@@ -71,7 +71,7 @@ class ClaimSpec:
         return 1 - 2 * self.alpha
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ci_level": self.ci_level}
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,82 @@
+"""Seed stability: rerun the claim grid over k seeds and count the cells that keep their verdict.
+
+A verdict that flips when only the seed changes (which prompts are sampled, which
+random directions are drawn, the bootstrap) is a verdict the data do not settle.
+
+    mcis-claims stability --seeds 0,1,2 -- --layers 1 --models smollm2-135m
+
+runs `pytest claims/ --seed S --report-dir OUT/seed-S ...` for each seed, then writes
+OUT/stability.json and OUT/stability.md and prints the table.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .report import load_results
+
+
+@dataclass(frozen=True)
+class CellStability:
+    claim: str
+    model: str
+    layer: int
+    verdicts: dict[int, str]  # seed -> verdict
+    effects: dict[int, float]
+
+    @property
+    def majority(self) -> str:
+        return Counter(self.verdicts.values()).most_common(1)[0][0]
+
+    @property
+    def kept(self) -> bool:
+        return len(set(self.verdicts.values())) == 1
+
+
+def run_seeds(seeds: list[int], pytest_args: list[str], out: Path, claims_dir: str = "claims") -> dict[int, Path]:
+    """Run the grid once per seed; return seed -> results.json. A refuted claim is not an error here."""
+    results = {}
+    for seed in seeds:
+        report = out / f"seed-{seed}"
+        command = [sys.executable, "-m", "pytest", claims_dir, "--seed", str(seed), "--report-dir", str(report),
+                   "-q", "-p", "no:cacheprovider", *pytest_args]
+        print(f"$ {' '.join(command)}", flush=True)
+        code = subprocess.run(command).returncode
+        if code not in (0, 1):  # 1 = some claim refuted: a result, not a failure to run
+            raise InputError(f"the claim run for seed {seed} exited with {code}; see its output above")
+        results[seed] = report / "results.json"
+    return results
+
+
+def summarize(results: dict[int, Path]) -> list[CellStability]:
+    cells: dict[tuple, CellStability] = {}
+    for seed, path in results.items():
+        for record in load_results(path)["records"]:
+            key = (record["claim"], record["model"], record["layer"])
+            cell = cells.setdefault(key, CellStability(*key, verdicts={}, effects={}))
+            cell.verdicts[seed] = record["verdict"]
+            cell.effects[seed] = record["effect"]["value"]
+    return [cells[k] for k in sorted(cells, key=lambda k: (len(k[0]), k))]
+
+
+def write_summary(cells: list[CellStability], out: Path) -> str:
+    kept = sum(c.kept for c in cells)
+    lines = [f"# Seed stability: {kept} of {len(cells)} cells keep their verdict", "",
+             "| claim | model | layer | verdicts by seed | effects by seed | kept |", "|---|---|---:|---|---|---|"]
+    for c in cells:
+        verdicts = ", ".join(f"{s}: {v}" for s, v in sorted(c.verdicts.items()))
+        effects = ", ".join(f"{v:.3g}" if v is not None else "NaN" for _, v in sorted(c.effects.items()))
+        lines.append(f"| {c.claim} | {c.model} | {c.layer} | {verdicts} | {effects} | {'yes' if c.kept else 'NO'} |")
+    text = "\n".join(lines) + "\n"
+    (out / "stability.md").write_text(text)
+    (out / "stability.json").write_text(json.dumps(
+        {"kept": kept, "cells": len(cells),
+         "records": [{"claim": c.claim, "model": c.model, "layer": c.layer, "verdicts": c.verdicts,
+                      "effects": c.effects, "kept": c.kept, "majority": c.majority} for c in cells]},
+        indent=2))
+    return text
