@@ -31,7 +31,7 @@ class KindSweep:
     kind: str
     kl: torch.Tensor
     radii_rel: np.ndarray  # (S,) in units of the median norm
-    result: SweepResult
+    result: SweepResult  # all read-outs, shaped (n, K, S, ...): resid_l2, final_l2, mlp_flips, top1_changed
     seconds: float
 
     def crossing(self, threshold: float) -> Crossing:
@@ -45,6 +45,16 @@ class KindSweep:
     def per_base_curve(self) -> np.ndarray:
         """(n, S) median KL over the K directions of each base, for figures."""
         return self.kl.median(dim=1).values.numpy()
+
+
+def _unflatten(result: SweepResult, grid: tuple[int, int]) -> SweepResult:
+    """(n, K*S, ...) read-outs of sweep_points -> (n, K, S, ...), like sweep() returns."""
+    def shape(t):
+        return None if t is None else t.unflatten(1, grid)
+
+    return SweepResult(layer=result.layer, site=result.site, kl=shape(result.kl), resid_l2=shape(result.resid_l2),
+                       final_l2=shape(result.final_l2), top1_changed=shape(result.top1_changed),
+                       mlp_flips=shape(result.mlp_flips), clean_margin=result.clean_margin, radii=result.radii)
 
 
 @dataclass
@@ -186,14 +196,16 @@ class ClaimCell:
         n, K, S = u.shape[0], u.shape[1], len(radii)
         with self._progress(label, n * K * S) as advance:
             if base == "real":
-                result = sweep(self.model, self.layer, self.prompts.tokens, u, radii, progress=advance)
+                result = sweep(self.model, self.layer, self.prompts.tokens, u, radii, track_mlp=True,
+                               progress=advance)
                 kl = result.kl
             else:
                 g = self.gaussian_bases()
                 points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
                 result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
-                                      progress=advance)
-                kl = result.kl.unflatten(1, (K, S))
+                                      track_mlp=True, progress=advance)
+                result = _unflatten(result, (K, S))
+                kl = result.kl
         return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base"), kl=kl,
                          radii_rel=self.radii_rel, result=result, seconds=time.perf_counter() - started)
 

@@ -344,6 +344,164 @@ def plot_curves(record: CellRecord, path: Path) -> None:
     _atomic_write(path, buffer.getvalue())
 
 
+# Forest figure geometry, in inches: rows stay the same height whatever the number of cells.
+_FOREST_ROW, _FOREST_TOP, _FOREST_PANEL_HEAD, _FOREST_PANEL_FOOT = 0.27, 0.8, 0.32, 0.55
+_FOREST_LEFT, _FOREST_RIGHT, _FOREST_WIDTH = 2.5, 2.8, 11.5
+_FOREST_NULL_COLOR, _FOREST_SESOI_COLOR = "#57606a", "#0969da"
+
+
+def plot_forest(records: list[dict], path: Path) -> None:
+    """Every cell's effect with its CI, one row per cell, grouped by claim: figures/forest.png.
+
+    `records` are results.json records. One panel per effect name (ratios on a log axis), a solid
+    line at the null (1 for ratios, 0 otherwise), a dashed segment at each claim's SESOI over that
+    claim's rows, and points coloured by verdict. The right margin repeats the numbers.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.transforms import blended_transform_factory
+
+    if not records:
+        raise InputError("plot_forest: no records to draw")
+    panels: dict[str, list[dict]] = {}  # effect name -> records, in (claim, model, layer) order
+    for r in sorted(records, key=lambda r: _record_order((r["claim"], r["model"], r["layer"]))):
+        panels.setdefault(str((r.get("effect") or {}).get("name") or "effect"), []).append(r)
+
+    layouts = [(name, _forest_rows(rs)) for name, rs in panels.items()]
+    heights = [len(rows) * _FOREST_ROW + 0.2 for _, rows in layouts]  # axes heights
+    fig_h = _FOREST_TOP + sum(h + _FOREST_PANEL_HEAD + _FOREST_PANEL_FOOT for h in heights)
+    fig = Figure(figsize=(_FOREST_WIDTH, fig_h), dpi=110)
+    FigureCanvasAgg(fig)
+    level = _ci_level((records[0].get("effect") or {}))
+    fig.text(0.012, 1 - 0.22 / fig_h, f"Effect sizes with {level}, every claim × model × layer",
+             fontsize=12.5, fontweight="bold", va="top")
+    fig.text(0.012, 1 - 0.5 / fig_h, f"{len(records)} cells · solid: no effect · dashed: the claim's "
+             "smallest effect of interest (SESOI)", fontsize=9, color="#555555", va="top")
+
+    top = fig_h - _FOREST_TOP
+    for (name, rows), height in zip(layouts, heights):
+        top -= _FOREST_PANEL_HEAD
+        ax = fig.add_axes((_FOREST_LEFT / _FOREST_WIDTH, (top - height) / fig_h,
+                           1 - (_FOREST_LEFT + _FOREST_RIGHT) / _FOREST_WIDTH, height / fig_h))
+        top -= height + _FOREST_PANEL_FOOT
+        ratio = "ratio" in name.lower()
+        null = 1.0 if ratio else 0.0
+        log_x = ratio and _forest_all_positive(rows)
+        right = blended_transform_factory(ax.transAxes, ax.transData)
+        xs = [null]  # every x that must be visible
+        y_ticks, y_labels = [], []
+        for y, kind, item in rows:
+            if kind == "claim":  # a header row: the claim, its title, its SESOI; a light band behind its rows
+                claim, title, sesoi, span = item
+                label = f"{claim}" + (f"  {title}" if title else "")
+                ax.text(0.005, y, label if len(label) <= 70 else label[:69] + "…", transform=right,
+                        fontsize=9.5, fontweight="bold", va="center", ha="left", color="#1f2328")
+                ax.axhspan(span[0] - 0.5, y + 0.5, color="#f6f8fa", zorder=0, linewidth=0)
+                if _finite(sesoi) and (sesoi > 0 or not log_x):
+                    ax.vlines(sesoi, span[0] - 0.45, span[1] + 0.45, colors=_FOREST_SESOI_COLOR,
+                              linestyles="--", linewidth=1.3, zorder=2)
+                    xs.append(sesoi)
+                continue
+            r = item
+            effect = r.get("effect") or {}
+            value, low, high = (effect.get(k) for k in ("value", "ci_low", "ci_high"))
+            color = PLOT_COLOR.get(r["verdict"], "#57606a")
+            ok = (lambda v: _finite(v) and (v > 0 or not log_x))
+            if ok(low) and ok(high):
+                ax.hlines(y, low, high, colors=color, linewidth=2.4, zorder=3)
+                xs += [low, high]
+            if ok(value):
+                ax.plot([value], [y], marker="D" if r["verdict"] == "supported" else "o", markersize=6.5,
+                        color=color, markeredgecolor="white", markeredgewidth=0.8, zorder=4)
+                xs.append(value)
+            y_ticks.append(y)
+            model = r["model"] if len(r["model"]) <= 28 else "…" + r["model"][-27:]
+            y_labels.append(f"{model}  L{r['layer']}")
+            ax.text(1.015, y, f"{_effect_str(effect)}  {r['verdict']}", transform=right, fontsize=8,
+                    family="monospace", va="center", ha="left", color=color, clip_on=False)
+        ax.axvline(null, color=_FOREST_NULL_COLOR, linewidth=1.2, zorder=1)
+        ax.set_ylim(rows[-1][0] - 0.6, rows[0][0] + 0.6)
+        ax.set_yticks(y_ticks, y_labels, fontsize=8.5)
+        ax.tick_params(axis="y", length=0)
+        ax.xaxis.set_minor_locator(NullLocator())
+        xs = np.array([x for x in xs if _finite(x) and (x > 0 or not log_x)], dtype=np.float64)
+        if log_x:
+            ax.set_xscale("log")
+            lo, hi = np.log(xs.min()), np.log(xs.max())
+            pad = max(0.08 * (hi - lo), 0.05)
+            ax.set_xlim(math.exp(lo - pad), math.exp(hi + pad))
+            ax.xaxis.set_major_locator(FixedLocator(_log_ticks(math.exp(lo - pad), math.exp(hi + pad))))
+            ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:g}")
+            ax.xaxis.set_minor_locator(NullLocator())
+        else:
+            lo, hi = float(xs.min()), float(xs.max())
+            pad = max(0.08 * (hi - lo), 1e-3 * max(abs(lo), abs(hi), 1.0))
+            ax.set_xlim(lo - pad, hi + pad)
+        ax.grid(True, axis="x", alpha=0.3, zorder=0)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        ax.set_xlabel(f"{name}" + ("  (log scale)" if log_x else ""), fontsize=10)
+        ax.set_title(f"{name}: {len(panels[name])} cells", loc="left", fontsize=10, color="#555555")
+
+    present = [v for v in VERDICTS if any(r["verdict"] == v for r in records)]
+    handles = [Line2D([], [], color=PLOT_COLOR[v], marker="D" if v == "supported" else "o", linewidth=2.4,
+                      label=v) for v in present]
+    handles += [Line2D([], [], color=_FOREST_NULL_COLOR, linewidth=1.2, label="no effect"),
+                Line2D([], [], color=_FOREST_SESOI_COLOR, linestyle="--", linewidth=1.3, label="SESOI")]
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.99, 1 - 0.12 / fig_h), ncol=len(handles),
+               frameon=False, fontsize=9, handlelength=1.8, columnspacing=1.2)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png")
+    finally:
+        fig.clear()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, buffer.getvalue())
+
+
+def _forest_rows(records: list[dict]) -> list[tuple[float, str, object]]:
+    """(y, "claim" | "cell", item) from the top down: a header row per claim, then its cells."""
+    rows, y = [], 0.0
+    by_claim: dict[str, list[dict]] = {}
+    for r in records:
+        by_claim.setdefault(str(r["claim"]), []).append(r)
+    for claim, cells in by_claim.items():
+        spec = cells[0].get("spec") or {}
+        sesoi = cells[0].get("sesoi", spec.get("sesoi"))
+        header_y = y
+        y -= 1
+        first = y
+        for r in cells:
+            rows.append((y, "cell", r))
+            y -= 1
+        rows.insert(len(rows) - len(cells), (header_y, "claim", (claim, spec.get("title"), sesoi, (y + 1, first))))
+        y -= 0.35  # a little air between claims
+    return rows
+
+
+def _forest_all_positive(rows) -> bool:
+    """A log axis needs positive effects; a ratio panel with a zero or negative one is drawn linear."""
+    values = [(r.get("effect") or {}).get(k) for _, kind, r in rows if kind == "cell"
+              for k in ("value", "ci_low", "ci_high")]
+    finite = [v for v in values if _finite(v)]
+    return bool(finite) and min(finite) > 0
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Round ticks for a log axis: the coarsest set with at least four inside [low, high]."""
+    for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9),
+                      tuple(np.round(np.arange(1, 10, 0.1), 1))):
+        ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                 for m in mantissas]
+        ticks = [float(f"{t:.3g}") for t in ticks if low <= t <= high]
+        if len(ticks) >= 4:
+            return ticks if len(ticks) <= 12 else ticks[:: math.ceil(len(ticks) / 10)]
+    return ticks
+
+
 def render_verdict_table(records: list[CellRecord], console: Console | None = None) -> Table:
     """A rich table of verdicts, one row per record; printed to `console` if one is given."""
     from rich.table import Table
