@@ -224,3 +224,26 @@ class ClaimCell:
 
             return nullcontext(None)
         return self.workspace.progress(label, total)
+
+
+@dataclass
+class LayerGrid:
+    """All layers of the grid for one model: what a claim about depth (C4) works with."""
+
+    cells: list[ClaimCell]
+
+    @property
+    def model_name(self) -> str:
+        return self.cells[0].model_name
+
+    @property
+    def layers(self) -> list[int]:
+        return [c.layer for c in self.cells]
+
+    @property
+    def early(self) -> ClaimCell:
+        return self.cells[0]
+
+    @property
+    def late(self) -> ClaimCell:
+        return self.cells[-1]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .cell import ClaimCell, Workspace
+from .cell import ClaimCell, LayerGrid, Workspace
 from .config import PROFILES, RunConfig, make_config
 from .errors import McisError
 from .models import EMBEDDED, describe
@@ -88,10 +88,11 @@ def claim(spec):
 
 
 def pytest_generate_tests(metafunc):
-    if "cell" not in metafunc.fixturenames or metafunc.config.getoption("list_claims", False):
+    wants_cell, wants_grid = "cell" in metafunc.fixturenames, "grid" in metafunc.fixturenames
+    if not (wants_cell or wants_grid) or metafunc.config.getoption("list_claims", False):
         return
     state = metafunc.config.stash[STATE]
-    params = []
+    cells, grids = [], []
     for name in state.config.models:
         try:
             info = describe(name)
@@ -99,8 +100,12 @@ def pytest_generate_tests(metafunc):
         except McisError as exc:
             state.usage_error = str(exc)  # raised once collection ends, as one line, not per module
             return
-        params += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in layers]
-    metafunc.parametrize("cell", params, indirect=True)
+        cells += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in layers]
+        grids.append(pytest.param((info.name, tuple(layers)), id=f"{info.name}-layers-{'-'.join(map(str, layers))}"))
+    if wants_cell:
+        metafunc.parametrize("cell", cells, indirect=True)
+    else:  # a claim about depth: one test per model, over all the layers of the grid
+        metafunc.parametrize("grid", grids, indirect=True)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -163,16 +168,28 @@ def cell(request) -> ClaimCell:
 
 
 @pytest.fixture
-def judge(request, cell):
-    """judge(estimate, curves=[...], details={...}) -> Decision; fails the test if refuted."""
+def grid(request) -> LayerGrid:
     state = request.config.stash[STATE]
+    name, layers = request.param
+    return LayerGrid([ClaimCell(state.workspace, name, layer) for layer in layers])
+
+
+@pytest.fixture
+def judge(request):
+    """judge(estimate, curves=[...], details={...}) -> Decision; fails the test if refuted.
+
+    A depth claim (fixture `grid`) is recorded at the grid's latest layer.
+    """
+    state = request.config.stash[STATE]
+    cell = request.getfixturevalue("cell") if "cell" in request.fixturenames else request.getfixturevalue("grid").late
     marker = request.node.get_closest_marker("claim")
     if marker is None or not marker.args:
         raise pytest.UsageError(f"{request.node.nodeid} uses `judge` but has no @claim(SPEC) marker")
     spec = marker.args[0]
     started = time.perf_counter()
 
-    def _judge(estimate, *, curves=(), details=None, problem=None, curve_ylabel="KL(clean || perturbed) [nats]"):
+    def _judge(estimate, *, curves=(), details=None, problem=None, refuted_because=None,
+               curve_ylabel="KL(clean || perturbed) [nats]"):
         from .report import CellRecord
         from .verdict import decide
 
@@ -181,6 +198,8 @@ def judge(request, cell):
         decision = decide(spec, estimate, p_adjusted, required_n=estimate.extra.get("required_n"))
         if problem is not None:  # a failed health check makes the data unfit to judge either way
             decision = type(decision)(verdict="inconclusive", reason=problem, required_n=decision.required_n)
+        elif refuted_because is not None:  # a stated precondition of the claim is false (e.g. no gap early)
+            decision = type(decision)(verdict="refuted", reason=refuted_because, required_n=None)
         record = CellRecord(
             claim=spec.id, model=cell.model_name, layer=cell.layer, site=cell.site, n=estimate.n,
             statistic={"name": estimate.statistic_name, "value": estimate.statistic},

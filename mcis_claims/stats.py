@@ -202,6 +202,28 @@ def tost_paired(d, *, margin, alpha=None, confidence_level=None, n_resamples=999
     )
 
 
+def equivalence_log_ratio(a, b, *, margin, alpha, n_resamples=9999, random_state=None) -> EffectEstimate:
+    """TOST that the median ratio a/b lies within (1/(1+margin), 1+margin), as an EffectEstimate.
+
+    The form `judge` and `decide(kind="equivalence")` take: pvalue is the TOST p (the larger
+    of the two one-sided Wilcoxon p-values), the interval is at 1 - 2*alpha, the level that
+    TOST at alpha matches, both on the ratio scale.
+    """
+    a, b, n_dropped = _paired_iv(a, b, "two-sided", 1 - 2 * alpha, n_resamples, positive=True)
+    d = np.log(a) - np.log(b)
+    tost = tost_paired(d, margin=math.log1p(margin), alpha=alpha, n_resamples=n_resamples,
+                       random_state=random_state)
+    low, high = tost.confidence_interval
+    return EffectEstimate(
+        name="median_ratio", value=math.exp(tost.estimate),
+        confidence_interval=ConfidenceInterval(math.exp(low), math.exp(high)),
+        confidence_level=tost.confidence_level, n=tost.n, statistic_name="TOST (two one-sided Wilcoxon signed-rank)",
+        statistic=float("nan"), pvalue=tost.pvalue, alternative="two-sided", null_value=1.0, ci_method=tost.ci_method,
+        extra={"p_lower": tost.p_lower, "p_upper": tost.p_upper, "margin_ratio": (1 / (1 + margin), 1 + margin),
+               "n_dropped": n_dropped, "rank_biserial": matched_pairs_rank_biserial(d), "d_z": cohens_dz(d)},
+    )
+
+
 def adjust_pvalues(pvalues, method="holm") -> np.ndarray:
     """Multiplicity-adjusted p-values; NaNs pass through and do not count in the family size.
 
