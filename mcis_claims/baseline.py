@@ -33,11 +33,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from .errors import InputError, ReportError
+from .errors import InputError, McisError, ReportError
 
 BASELINE_SCHEMA_VERSION = 1
 BASELINE_KIND = "mcis-claims-baseline"
-STATUSES = ("changed", "drift", "new", "missing", "same")  # the order a comparison is listed in
+STATUSES = ("changed", "drift", "new", "missing", "same")
 Status = Literal["same", "changed", "drift", "new", "missing"]
 Key = tuple[str, str, int]
 
@@ -215,7 +215,7 @@ def write_baseline(path, records: list, meta: dict) -> Path:
 def compare(records: list, baseline: BaselineFile) -> list[Comparison]:
     """Each cell of `records` (and each baseline cell the run lacks) set against `baseline`.
 
-    Sorted changed, drift, new, missing, same; within a status by (claim, model, layer).
+    In (claim, model, layer) order, C2 before C10, as in results.json.
     """
     from .report import _record_order
 
@@ -236,8 +236,7 @@ def compare(records: list, baseline: BaselineFile) -> list[Comparison]:
                                                   f"{old.effect_str()}) but not in this run", old, None))
         else:
             out.append(_judge(key, old, new))
-    order = {s: i for i, s in enumerate(STATUSES)}
-    return sorted(out, key=lambda c: order[c.status])  # stable: keeps the cell order within a status
+    return out
 
 
 def meta_warnings(run_meta: dict, baseline: BaselineFile) -> list[str]:
@@ -282,16 +281,20 @@ def check_against_baseline(records: list, run_meta: dict, path, *, update: bool 
     afterwards and nothing fails; an existing file is still compared, to show what moved.
     """
     path = Path(path).expanduser()
-    baseline = None
-    if not update or path.exists():
-        baseline = load_baseline(path)  # a missing file is an error unless we are about to write it
+    baseline, lines = None, []
+    if not update:
+        baseline = load_baseline(path)  # missing or corrupt: a one-line McisError for the plugin to raise
+    elif path.exists():
+        try:
+            baseline = load_baseline(path)  # shown for what moved; a corrupt file is simply replaced
+        except McisError as exc:
+            lines.append(f"previous baseline not compared: {exc}")
     comparisons = compare(records, baseline) if baseline is not None else []
     failures = [c.message for c in comparisons if c.status == "changed"]
     warnings = [c.message for c in comparisons if c.status == "drift"]
     if baseline is not None:
         warnings += [f"provenance: {w}" for w in meta_warnings(run_meta, baseline)]
     counts = {s: sum(c.status == s for c in comparisons) for s in STATUSES}
-    lines = []
     if baseline is not None:
         lines.append(f"baseline {path}: " + " · ".join(f"{n} {s}" for s, n in counts.items()))
         lines += [f"CHANGED {m}" for m in failures]
@@ -335,7 +338,7 @@ def _left_ci(old: Expectation, value: float) -> str:
         return "" if not math.isfinite(old.effect) else f"{old.effect_name} is no longer finite"
     low = old.ci_low if math.isfinite(old.ci_low) else -math.inf
     high = old.ci_high if math.isfinite(old.ci_high) else math.inf
-    if low == -math.inf and high == math.inf:  # no CI recorded: only a change of sign of finiteness counts
+    if low == -math.inf and high == math.inf:  # no CI recorded: only a change in finiteness counts
         return "" if math.isfinite(old.effect) else f"{old.effect_name} was not finite in the baseline"
     if low <= value <= high:
         return ""

@@ -1,4 +1,4 @@
-"""`mcis-claims` command line: set-up chores that do not belong in a test run."""
+"""`mcis-claims` command line: set-up chores, and comparing two runs, that do not belong in a test run."""
 from __future__ import annotations
 
 import argparse
@@ -12,10 +12,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download and verify the embedded model and corpus, convert the model once")
     fetch.add_argument("--no-convert", action="store_true", help="only download and verify the files")
+    comp = sub.add_parser("compare", help="compare two runs cell by cell; exit 1 if any verdict changed",
+                          description="Compare the verdicts and effects of two runs, cell by cell. OLD and NEW "
+                                      "are each a results.json, a report directory or a baseline file. "
+                                      "Exits 1 if any verdict changed, 0 otherwise.")
+    comp.add_argument("old", metavar="OLD", help="the reference: results.json, report directory or baseline file")
+    comp.add_argument("new", metavar="NEW", help="the run to judge against OLD")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
             return _fetch(convert=not args.no_convert)
+        if args.command == "compare":
+            return _compare(args.old, args.new)
     except McisError as exc:
         print(f"mcis-claims: {exc}", file=sys.stderr)
         return 2
@@ -34,6 +42,50 @@ def _fetch(convert: bool) -> int:
         model = load_model(EMBEDDED)
         print(f"{EMBEDDED}: {model.n_layers} layers, d_model {model.d_model}, loaded in {model.load_seconds:.1f} s")
     return 0
+
+
+def _compare(old_path: str, new_path: str) -> int:
+    """Like `pytest-benchmark compare`: a table of both runs' cells; 1 if a verdict changed."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from .baseline import compare, load_baseline, meta_warnings
+    from .report import RICH_STYLE
+
+    old, new = load_baseline(old_path), load_baseline(new_path)
+    records = [{"claim": e.claim, "model": e.model, "layer": e.layer, "verdict": e.verdict, "n": e.n,
+                "effect": {"name": e.effect_name, "value": e.effect, "ci_low": e.ci_low, "ci_high": e.ci_high}}
+               for e in new.expectations.values()]
+    comparisons = compare(records, old)
+    status_style = {"changed": "bold red", "drift": "yellow", "new": "cyan", "missing": "dim", "same": "green"}
+    table = Table(title=f"{old_path} -> {new_path}", header_style="bold", title_justify="left")
+    for name, justify in (("claim", "left"), ("model", "left"), ("layer", "right"), ("effect", "left"),
+                          ("OLD verdict and [CI]", "left"), ("NEW verdict and [CI]", "left"), ("status", "left")):
+        # Short columns never wrap; long model paths and effects fold rather than vanish into "…".
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("claim", "layer", "status"),
+                         min_width=12 if name == "model" else None)
+    for c in comparisons:
+        claim, model, layer = c.key
+        either = c.new or c.old
+        sides = [Text.assemble((e.verdict, RICH_STYLE.get(e.verdict, "")),
+                               f" {e.effect_str().removeprefix(e.effect_name).strip()}") if e else Text("—", style="dim")
+                 for e in (c.old, c.new)]
+        # Text cells, not markup: a model path may contain "[".
+        table.add_row(Text(claim), Text(model), Text(str(layer)), Text(either.effect_name, style="dim"), *sides,
+                      Text(c.status, style=status_style[c.status]))
+    counts = {s: sum(c.status == s for c in comparisons) for s in status_style}
+    table.caption = " · ".join(f"{n} {s}" for s, n in counts.items())
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: wide enough that nothing folds
+        console = Console(width=160)
+    console.print(table)
+    for warning in meta_warnings(new.meta, old):
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    changed = [c for c in comparisons if c.status == "changed"]
+    for c in changed:
+        console.print(Text(f"CHANGED {c.message}", style="bold red"))
+    return 1 if changed else 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ class RunState:
     report: object = None
     n_cells: int = 0
     usage_error: str | None = None
+    directory: object = None  # the finalized report directory
+    baseline: object = None  # BaselineReport, when --baseline was given
+    baseline_error: str | None = None
     records: list = field(default_factory=list)
 
 
@@ -54,6 +57,10 @@ def pytest_addoption(parser):
     group.addoption("--profile", default="default", choices=sorted(PROFILES), help="run size: smoke (not comparable), default, full")
     group.addoption("--list-claims", action="store_true", default=False,
                     help="list the claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
+    group.addoption("--baseline", default=None, metavar="PATH",
+                    help="judge each cell's verdict against recorded expectations; a changed verdict fails the run")
+    group.addoption("--update-baseline", action="store_true", default=False,
+                    help="write this run's verdicts to the --baseline file")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
 
 
@@ -73,6 +80,16 @@ def pytest_configure(config):
         )
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
+    baseline = getattr(opt, "baseline", None)
+    if getattr(opt, "update_baseline", False) and not baseline:
+        raise pytest.UsageError("--update-baseline needs --baseline PATH (the file to write)")
+    if baseline and not getattr(opt, "update_baseline", False):
+        from .baseline import load_baseline
+
+        try:
+            load_baseline(baseline)  # fail fast, before any model is loaded
+        except McisError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = RunState(config=run, workspace=Workspace(run))
 
 
@@ -189,7 +206,7 @@ def judge(request):
     started = time.perf_counter()
 
     def _judge(estimate, *, curves=(), details=None, problem=None, refuted_because=None,
-               curve_ylabel="KL(clean || perturbed) [nats]"):
+               curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, reference_lines=None):
         from .report import CellRecord
         from .verdict import decide
 
@@ -212,6 +229,7 @@ def judge(request):
                      "multiplicity": f"Bonferroni over the {family} claim cells of this run",
                      "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
+            curve_xlabel=curve_xlabel, reference_lines=dict(reference_lines or {}),
         )
         if state.report is not None:
             state.report.add(record)
@@ -281,23 +299,56 @@ def pytest_report_teststatus(report, config):
     return None
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Verdicts are final: write the report, then judge the run against the baseline, if any."""
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None or state.report is None or not state.records or hasattr(config, "workerinput"):
+        return
+    provenance = state.workspace.provenance()
+    state.directory = state.report.finalize(wall_time_s=time.time() - state.started, extra_meta=provenance)
+    path = config.getoption("baseline")
+    if not path:
+        return
+    from .baseline import check_against_baseline
+
+    try:
+        state.baseline = check_against_baseline([r.to_dict() for r in state.report.records()],
+                                                {**_run_meta(state, config), **provenance}, path,
+                                                update=config.getoption("update_baseline"))
+    except McisError as exc:
+        state.baseline_error = str(exc)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    if state.baseline.failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config.stash.get(STATE, None)
-    if state is None or state.report is None or not state.records:
+    if state is None or state.directory is None:
         return
     from rich.console import Console
 
     from .report import render_verdict_table
 
-    directory = state.report.finalize(wall_time_s=time.time() - state.started,
-                                      extra_meta=state.workspace.provenance())
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=terminalreporter.hasmarkup,
                       width=max(100, terminalreporter._tw.fullwidth))
     console.print(render_verdict_table(state.records))
     terminalreporter.section("mcis-claims verdicts")
     terminalreporter.write(buffer.getvalue())
-    terminalreporter.write_line(f"report: {directory}")
+    terminalreporter.write_line(f"report: {state.directory}")
+    if state.baseline_error:
+        terminalreporter.write_line(f"mcis-claims baseline: {state.baseline_error}", red=True)
+    elif state.baseline is not None:
+        terminalreporter.section("mcis-claims baseline")
+        for line in state.baseline.lines:
+            terminalreporter.write_line(line, red=line.startswith("CHANGED"), yellow=line.startswith("warning:"))
+        if state.baseline.failures:
+            terminalreporter.write_line(
+                f"FAILED: {len(state.baseline.failures)} verdict(s) changed against {config.getoption('baseline')}",
+                red=True, bold=True)
 
 
 def _run_meta(state: RunState, config) -> dict:

@@ -70,3 +70,69 @@ def _numpy(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- fixed-radius choices and step statistics
+# (used by claims C5-C8: a fixed radius per cell, and how two read-outs move together along a sweep)
+
+
+def plateau_end_index(curves, threshold: float) -> np.ndarray | int:
+    """Index of the last grid point before each curve first reaches `threshold`.
+
+    curves (..., S) on a radius grid; returns (...,) ints (an int for one curve): S - 1
+    where a curve never reaches the threshold, -1 where its first point already does.
+    Applied to a median curve over base prompts, radii[index] is the largest grid radius
+    still inside that median plateau.
+
+    >>> int(plateau_end_index([0.0, 0.01, 0.05, 0.2, 1.0], 0.1))
+    2
+    """
+    values = _numpy(curves)
+    if values.ndim == 0 or values.shape[-1] == 0:
+        raise InputError(f"curves must be (..., S) with S >= 1; got shape {values.shape}")
+    if np.isnan(values).any():
+        raise InputError("curves contain NaN")
+    above = values >= threshold
+    index = np.where(above.any(-1), above.argmax(-1) - 1, values.shape[-1] - 1)
+    return int(index) if index.ndim == 0 else index
+
+
+def nearest_grid_index(radii, target: float) -> int:
+    """Index of the grid radius nearest `target` (the smaller one on a tie).
+
+    >>> nearest_grid_index([0.0, 0.1, 0.2, 0.4], 0.25)
+    2
+    """
+    grid = _numpy(radii)
+    if grid.ndim != 1 or grid.size == 0:
+        raise InputError(f"radii must be a non-empty 1-D grid; got shape {grid.shape}")
+    if not np.isfinite(target):
+        raise InputError(f"target radius {target!r} must be finite")
+    return int(np.argmin(np.abs(grid - target)))
+
+
+def step_spearman(a, b) -> np.ndarray:
+    """Spearman correlation between the per-step increases of two read-outs along a sweep.
+
+    a, b (..., S) on the same grid (e.g. KL and MLP sign flips per radius); correlates
+    diff(a) with diff(b) over the S - 1 steps, curve by curve (average ranks for ties, as
+    scipy.stats.spearmanr). NaN where either has constant steps (no ranking to correlate).
+    Returns (...,).
+
+    >>> float(step_spearman([0, 1, 3, 6], [0, 2, 3, 9]))
+    0.5
+    """
+    from scipy.stats import rankdata
+
+    x, y = np.diff(_numpy(a), axis=-1), np.diff(_numpy(b), axis=-1)
+    if x.shape != y.shape:
+        raise InputError(f"a and b must have the same shape (..., S); got {_numpy(a).shape} and {_numpy(b).shape}")
+    if x.shape[-1] < 2:
+        raise InputError("need at least 3 grid points (2 steps) to correlate steps")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InputError("a or b contains NaN or inf")
+    rx = rankdata(x, axis=-1) - (x.shape[-1] + 1) / 2  # centred ranks
+    ry = rankdata(y, axis=-1) - (y.shape[-1] + 1) / 2
+    scale = np.sqrt((rx**2).sum(-1) * (ry**2).sum(-1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(scale > 0, (rx * ry).sum(-1) / scale, np.nan)

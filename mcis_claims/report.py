@@ -115,6 +115,8 @@ class CellRecord:
     curves: list[CurveSet] = field(default_factory=list)  # figure only; results.json gets a summary
     curve_ylabel: str = "KL(clean || perturbed) [nats]"
     figure: str | None = None  # path of the PNG relative to the report directory
+    curve_xlabel: str | None = None  # default: radius / median norm
+    reference_lines: dict = field(default_factory=dict)  # label -> y value drawn as a dotted line
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -302,7 +304,11 @@ def plot_curves(record: CellRecord, path: Path) -> None:
         ax.plot(x, median, color=color, linewidth=2.2, marker="o", markersize=3,
                 label=f"{name}  (n={s['n']}{empty})")
 
-    threshold = record.details.get("kl_threshold_nats")
+    for label, y in record.reference_lines.items():
+        if _finite(y):
+            ax.axhline(y, color="#444444", linestyle=":", linewidth=1.2, label=label)
+            drawn.append(np.array([y]))
+    threshold = record.details.get("kl_threshold_nats") if record.curve_ylabel.startswith("KL") else None
     if _finite(threshold) and threshold > 0:
         ax.axhline(threshold, color="black", linestyle="--", linewidth=1, alpha=0.7,
                    label=f"KL threshold {threshold:g} nats")
@@ -319,7 +325,8 @@ def plot_curves(record: CellRecord, path: Path) -> None:
     if log_x:
         ax.set_xscale("log")
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_xlabel("radius / median ‖resid‖" + ("  (log scale; r = 0 not drawn)" if log_x else ""), fontsize=11)
+    xlabel = record.curve_xlabel or "radius / median ‖resid‖"
+    ax.set_xlabel(xlabel + ("  (log scale; r = 0 not drawn)" if log_x else ""), fontsize=11)
     note = f"\nlog scale, values < {LOG_FLOOR:g} drawn at {LOG_FLOOR:g}" if floored else " (log scale)" * log_y
     ax.set_ylabel(record.curve_ylabel + note, fontsize=10)
     ax.tick_params(labelsize=9)
@@ -377,7 +384,7 @@ def plot_forest(records: list[dict], path: Path) -> None:
     level = _ci_level((records[0].get("effect") or {}))
     fig.text(0.012, 1 - 0.22 / fig_h, f"Effect sizes with {level}, every claim × model × layer",
              fontsize=12.5, fontweight="bold", va="top")
-    fig.text(0.012, 1 - 0.5 / fig_h, f"{len(records)} cells · solid: no effect · dashed: the claim's "
+    fig.text(0.012, 1 - 0.5 / fig_h, f"{_plural(len(records), 'cell')} · solid: no effect · dashed: the claim's "
              "smallest effect of interest (SESOI)", fontsize=9, color="#555555", va="top")
 
     top = fig_h - _FOREST_TOP
@@ -443,7 +450,7 @@ def plot_forest(records: list[dict], path: Path) -> None:
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
         ax.set_xlabel(f"{name}" + ("  (log scale)" if log_x else ""), fontsize=10)
-        ax.set_title(f"{name}: {len(panels[name])} cells", loc="left", fontsize=10, color="#555555")
+        ax.set_title(f"{name}: {_plural(len(panels[name]), 'cell')}", loc="left", fontsize=10, color="#555555")
 
     present = [v for v in VERDICTS if any(r["verdict"] == v for r in records)]
     handles = [Line2D([], [], color=PLOT_COLOR[v], marker="D" if v == "supported" else "o", linewidth=2.4,
@@ -482,6 +489,10 @@ def _forest_rows(records: list[dict]) -> list[tuple[float, str, object]]:
     return rows
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _forest_all_positive(rows) -> bool:
     """A log axis needs positive effects; a ratio panel with a zero or negative one is drawn linear."""
     values = [(r.get("effect") or {}).get(k) for _, kind, r in rows if kind == "cell"
@@ -491,15 +502,20 @@ def _forest_all_positive(rows) -> bool:
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
-    """Round ticks for a log axis: the coarsest set with at least four inside [low, high]."""
-    for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9),
-                      tuple(np.round(np.arange(1, 10, 0.1), 1))):
-        ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-                 for m in mantissas]
-        ticks = [float(f"{t:.3g}") for t in ticks if low <= t <= high]
-        if len(ticks) >= 4:
-            return ticks if len(ticks) <= 12 else ticks[:: math.ceil(len(ticks) / 10)]
-    return ticks
+    """Round ticks for a log axis: 1-2-5 decades on a wide range, evenly spaced round numbers on a narrow one."""
+    from matplotlib.ticker import MaxNLocator
+
+    if high / low >= 4:
+        for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
+            ticks = [float(f"{m * 10.0 ** e:.3g}") for e in range(math.floor(math.log10(low)),
+                                                                   math.ceil(math.log10(high)) + 1)
+                     for m in mantissas]
+            ticks = [t for t in ticks if low <= t <= high]
+            if len(ticks) >= 4:
+                return ticks
+    # Less than a factor 4 (e.g. 0.86-1.1): a log axis is nearly linear there, so linear round ticks read best.
+    ticks = MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    return [float(f"{t:.6g}") for t in ticks if low <= t <= high and t > 0]
 
 
 def render_verdict_table(records: list[CellRecord], console: Console | None = None) -> Table:

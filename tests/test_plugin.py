@@ -93,3 +93,44 @@ def test_help_lists_the_option_group(claims_dir):
     result = claims_dir.runpytest_subprocess(*PLUGIN, "--help")
     result.stdout.fnmatch_lines(["*mcis-claims*", "*--models*", "*--layers*", "*--n-prompts*", "*--seed*",
                                  "*--report-dir*"])
+
+
+def test_depth_claims_run_once_per_model_over_the_grid(pytester, tiny_model_dir, tmp_path):
+    shutil.copy(CLAIMS / "test_c4_depth.py", pytester.path / "test_c4_depth.py")
+    report = tmp_path / "depth"
+    result = pytester.runpytest_subprocess("--models", str(tiny_model_dir), "--corpus", "pydoc", "--n-prompts", "12",
+                                           "--n-directions", "1", "--layers", "0,2", "--report-dir", str(report),
+                                           "-k", "c4b", *PLUGIN)
+    assert result.ret in (0, 1), result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_c4b_base_gap*layers-0-2*"])
+    (record,) = json.loads((report / "results.json").read_text())["records"]
+    assert record["claim"] == "C4b" and record["layer"] == 2
+    assert record["details"]["layers"] == [0, 2] and set(record["details"]["per_layer"]) == {"0", "2"}
+    assert record["spec"]["kind"] == "equivalence"
+
+
+def test_baseline_passes_unchanged_and_fails_naming_a_flipped_cell(claims_dir, tiny_model_dir, tmp_path):
+    baseline = tmp_path / "baselines" / "tiny.json"
+    args = ["--models", str(tiny_model_dir), *SMALL, "-k", "c1", *PLUGIN]
+    first = claims_dir.runpytest_subprocess(*args, "--report-dir", str(tmp_path / "r1"),
+                                            "--baseline", str(baseline), "--update-baseline")
+    assert first.ret in (0, 1) and baseline.exists()
+    same = claims_dir.runpytest_subprocess(*args, "--report-dir", str(tmp_path / "r2"), "--baseline", str(baseline))
+    assert same.ret == first.ret, same.stdout.str()
+    same.stdout.fnmatch_lines(["*mcis-claims baseline*"])
+
+    data = json.loads(baseline.read_text())
+    (entry,) = data["expectations"]
+    entry["verdict"] = "supported" if entry["verdict"] != "supported" else "refuted"
+    flipped = tmp_path / "flipped.json"
+    flipped.write_text(json.dumps(data))
+    changed = claims_dir.runpytest_subprocess(*args, "--report-dir", str(tmp_path / "r3"), "--baseline", str(flipped))
+    assert changed.ret == pytest.ExitCode.TESTS_FAILED
+    changed.stdout.fnmatch_lines(["*CHANGED*C1*layer 1*", "*FAILED: 1 verdict(s) changed*"])
+
+
+def test_missing_baseline_file_is_a_usage_error(claims_dir, tiny_model_dir, tmp_path):
+    result = claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, *PLUGIN,
+                                             "--baseline", str(tmp_path / "none.json"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--update-baseline" in result.stdout.str() + result.stderr.str()

@@ -155,7 +155,7 @@ def test_summary_md_has_provenance_and_every_verdict(report):
 
 def test_html_report_is_self_contained(report):
     page = (report.directory / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 3 + 1  # one per cell, and the forest figure
     assert "<script" not in page and 'src="http' not in page and "src='figures" not in page
 
 
@@ -236,3 +236,28 @@ def test_curve_summary_is_median_and_quartiles():
     assert summary["median"].tolist() == [2.0, 2.0, 2.0]
     assert summary["q25"].tolist() == [1.0, 1.0, 1.0] and summary["q75"].tolist() == [3.0, 3.0, 3.0]
     assert math.isnan(CurveSet("x", np.array([0.0]), np.array([[np.nan]])).summary()["median"][0])
+
+
+def test_forest_figure_covers_every_cell_and_is_linked(report):
+    png = (report.directory / "figures" / "forest.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 20_000
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width > 1000 and 300 < height < 2000  # three cells: one short panel
+    assert "(figures/forest.png)" in (report.directory / "summary.md").read_text()
+    assert "alt='figures/forest.png'" in (report.directory / "report.html").read_text()
+
+
+def test_forest_figure_mixes_effect_names_and_survives_missing_numbers(tmp_path):
+    from mcis_claims.report import plot_forest
+
+    records = [make_record(f"C{i % 3 + 1}", ("supported", "refuted", "inconclusive")[i % 3], layer=i, effect=1 + i / 40,
+                           model=("smollm2-135m", "gpt2")[i % 2]).to_dict() for i in range(40)]
+    records[0]["effect"] = {"name": "mean_difference", "value": -0.1, "ci_low": -0.3, "ci_high": 0.1}  # linear panel
+    records[1]["effect"].update(value=None, ci_low=None, ci_high=None)  # NaN in the run: drawn as text only
+    records[2]["effect"].update(ci_low=None)
+    records[3]["effect"].update(ci_low=-0.5)  # a non-positive ratio: that panel is drawn linear
+    plot_forest(records, tmp_path / "forest.png")
+    png = (tmp_path / "forest.png").read_bytes()
+    height = int.from_bytes(png[20:24], "big")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and 1000 < height < 2500  # 40 rows stay readable, not huge

@@ -1,7 +1,7 @@
 """The sweep engine against the naive reference (one full TransformerLens forward per row)."""
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcis_claims import sweep, sweep_naive, sweep_points
@@ -74,6 +74,7 @@ def test_reference_point_replaces_the_clean_activation(tiny_model):
     assert result.kl.abs().max() < 1e-10  # the points equal the reference: nothing changes
 
 
+@settings(max_examples=30)  # each example runs the naive loop; 30 cover shapes and radii well
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 3), T=st.integers(2, 6),
        radius=st.floats(0.0, 50.0, allow_nan=False))
 def test_property_cached_equals_naive_and_kl_nonnegative(tiny_model, seed, n, T, radius):

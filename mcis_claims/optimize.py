@@ -1,0 +1,162 @@
+"""Optimized directions (claim C3): the most sensitive directions at a fixed radius.
+
+For each base prompt, gradient ascent on the unit sphere maximises
+KL(clean || perturbed) of the next-token distribution when the last-position
+activation at `blocks.{L}.hook_resid_pre` is moved from x to x + r*u, from R random
+(isotropic) starts. All (prompt x restart) rows run as one batch through the
+single-position decoder (`DecodeStack`): the clean prompt runs once, its prefix
+keys/values are kept, and each step differentiates only blocks L..N-1 for the last
+position, never a full forward.
+
+The ascent is a Riemannian normalized-gradient step with a per-row step size (an
+angle, in radians) and acceptance: the tangent gradient g is projected off u and
+normalised, the proposal is the geodesic point u' = cos(a) u + sin(a) g/|g|; a row
+accepts u' when its KL rose (and grows its angle by 1.25), otherwise keeps u and
+halves its angle. So every row's KL is non-decreasing along the trajectory, and the
+directions stay unit (each point lies on the sphere; it is renormalised against drift).
+
+    opt = optimize_directions(model, 1, tokens, radius, restarts=4, steps=25, lr=0.3, generator=g)
+    opt.directions   # (n, R, d) unit
+    opt.kl           # (n, R) KL at `radius` along each optimum, nats
+    opt.trajectory   # (steps + 1, n, R) accepted KL after each step; [0] is the random start
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .engine import _check_tokens, clean_hidden_states
+from .errors import InputError
+from .sites import check_layer
+
+GROW, SHRINK = 1.25, 0.5  # per-row step-size adaptation on acceptance / rejection
+MAX_ANGLE = 1.0  # radians; a step never turns a direction further than this
+
+
+@dataclass(frozen=True)
+class OptimizedDirections:
+    """Result of `optimize_directions`: one optimum per (prompt, restart)."""
+
+    directions: torch.Tensor  # (n, R, d) unit, float32
+    kl: torch.Tensor  # (n, R) final KL(clean || perturbed) at `radius`, nats
+    initial_kl: torch.Tensor  # (n, R) KL at the random starts
+    trajectory: torch.Tensor  # (steps + 1, n, R) accepted KL per step
+    radius: float
+    steps: int
+    lr: float
+    seconds: float
+
+    @property
+    def restarts(self) -> int:
+        return self.directions.shape[1]
+
+    def pairwise_abs_cosine(self) -> torch.Tensor:
+        """(n, R*(R-1)/2) |cos| between the optima of each prompt (distinct optima -> small)."""
+        u = self.directions
+        gram = (u @ u.transpose(1, 2)).abs()
+        i, j = torch.triu_indices(u.shape[1], u.shape[1], offset=1)
+        return gram[:, i, j]
+
+
+class SensitivityObjective:
+    """KL(clean || perturbed) at x + r*u for the last position, differentiable in u.
+
+    Built once per (model, layer, tokens): the clean hidden states, the prefix K/V of
+    blocks L..N-1 and the clean next-token log-probabilities are computed here without
+    gradients; `__call__(u)` runs only blocks L..N-1 for the rows (n, R, d).
+    """
+
+    def __init__(self, model, layer: int, tokens: torch.Tensor, radius: float):
+        tokens = _check_tokens(model, tokens)
+        self.layer = check_layer(layer, model.n_layers, model.name)
+        if not (isinstance(radius, (int, float)) and radius > 0):
+            raise InputError(f"radius={radius!r}: must be a positive number in residual-norm units")
+        self.stack = model.stack
+        self.radius = float(radius)
+        with torch.no_grad():
+            hidden = clean_hidden_states(model, tokens)
+            self.prefix = self.stack.build_prefix(hidden, self.layer)
+            self.base = hidden[self.layer][:, -1]  # (n, d)
+            self.clean_logp = self._logp(self.base[:, None])  # (n, 1, vocab), float64
+
+    def _logp(self, h: torch.Tensor) -> torch.Tensor:
+        for l in range(self.layer, self.stack.n_layers):
+            h, _ = self.stack.block(l, h, self.prefix)
+        # float64 softmax, as the engine: keeps the KL's rounding noise far below its value
+        return torch.log_softmax(self.stack.final_residual_to_logits(h).double(), dim=-1)
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        """u: (n, R, d) unit directions -> KL (n, R), float64, differentiable in u."""
+        if u.dim() != 3 or u.shape[0] != self.base.shape[0] or u.shape[-1] != self.base.shape[-1]:
+            raise InputError(f"directions must be (n, R, d) with n={self.base.shape[0]}, d={self.base.shape[-1]}; "
+                             f"got {tuple(u.shape)}")
+        logp = self._logp(self.base[:, None] + self.radius * u)
+        clean = self.clean_logp
+        return (clean.exp() * (clean - logp)).sum(-1).clamp_min(0.0)
+
+
+def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, *, restarts: int = 4,
+                        steps: int = 25, lr: float = 0.3, generator: torch.Generator | None = None,
+                        init: torch.Tensor | None = None) -> OptimizedDirections:
+    """Maximise KL(clean || perturbed) at `radius` over unit directions, from `restarts` random starts.
+
+    tokens     LongTensor (n, T); the last position is perturbed at blocks.{layer}.hook_resid_pre.
+    radius     absolute residual-norm units (e.g. a fraction of the site's median norm).
+    restarts   R random isotropic starts per prompt (ignored when `init` (n, R, d) is given).
+    steps      ascent steps; each costs one forward and one backward of blocks layer..N-1
+               for n * R single-position rows.
+    lr         initial step angle in radians (adapted per row).
+    generator  seeds the random starts: the same generator state gives the same result.
+    """
+    if not (isinstance(steps, int) and steps >= 0):
+        raise InputError(f"steps={steps!r}: must be a non-negative integer, e.g. 25")
+    if not (isinstance(lr, (int, float)) and 0 < lr <= MAX_ANGLE):
+        raise InputError(f"lr={lr!r}: the initial step angle must lie in (0, {MAX_ANGLE}] radians, e.g. 0.3")
+    started = time.perf_counter()
+    objective = SensitivityObjective(model, layer, tokens, radius)
+    n, d = objective.base.shape
+    if init is None:
+        if not (isinstance(restarts, int) and restarts >= 1):
+            raise InputError(f"restarts={restarts!r}: must be a positive integer, e.g. 4")
+        init = torch.randn(n, restarts, d, generator=generator)
+    elif init.dim() != 3 or init.shape[0] != n or init.shape[-1] != d:
+        raise InputError(f"init must be (n, R, d) = ({n}, R, {d}); got {tuple(init.shape)}")
+    u = _unit(init.float())
+    kl, grad = _value_and_grad(objective, u)
+    initial = kl.clone()
+    angle = torch.full_like(kl, float(lr))
+    trajectory = [kl.clone()]
+    for _ in range(steps):
+        tangent = grad - (grad * u).sum(-1, keepdim=True) * u
+        norm = tangent.norm(dim=-1, keepdim=True)
+        ascent = torch.where(norm > 0, tangent / norm.clamp_min(1e-30), torch.zeros_like(tangent))
+        a = angle[..., None].float()
+        proposal = _unit(torch.cos(a) * u + torch.sin(a) * ascent)
+        new_kl, new_grad = _value_and_grad(objective, proposal)
+        accept = new_kl > kl  # (n, R)
+        u = torch.where(accept[..., None], proposal, u)
+        grad = torch.where(accept[..., None], new_grad, grad)
+        kl = torch.where(accept, new_kl, kl)
+        angle = torch.where(accept, (angle * GROW).clamp_max(MAX_ANGLE), angle * SHRINK)
+        trajectory.append(kl.clone())
+    return OptimizedDirections(directions=u.detach(), kl=kl.float(), initial_kl=initial.float(),
+                               trajectory=torch.stack(trajectory).float(), radius=float(radius), steps=steps,
+                               lr=float(lr), seconds=time.perf_counter() - started)
+
+
+def _value_and_grad(objective: SensitivityObjective, u: torch.Tensor):
+    """KL (n, R) float64 and its gradient w.r.t. u (n, R, d), one forward + backward."""
+    u = u.detach().requires_grad_(True)
+    with torch.enable_grad():
+        kl = objective(u)
+        (grad,) = torch.autograd.grad(kl.sum(), u)
+    return kl.detach(), grad.detach()
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    norm = v.norm(dim=-1, keepdim=True)
+    if (norm == 0).any():
+        raise InputError("cannot normalise a zero vector to a direction")
+    return v / norm
