@@ -18,12 +18,22 @@ def main(argv: list[str] | None = None) -> int:
                                       "Exits 1 if any verdict changed, 0 otherwise.")
     comp.add_argument("old", metavar="OLD", help="the reference: results.json, report directory or baseline file")
     comp.add_argument("new", metavar="NEW", help="the run to judge against OLD")
+    stab = sub.add_parser("stability", help="rerun the claim grid over k seeds; count cells that keep their verdict",
+                          description="Run `pytest claims/ --seed S` for each seed and report, per (claim, model, "
+                                      "layer), whether the verdict is the same for every seed. Arguments after -- "
+                                      "go to pytest, e.g. -- --layers 1 --models smollm2-135m.")
+    stab.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    stab.add_argument("--out", default="reports/stability", help="folder for the per-seed reports and the summary")
+    stab.add_argument("--claims", default="claims", help="the claims folder")
+    stab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then options for pytest")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
             return _fetch(convert=not args.no_convert)
         if args.command == "compare":
             return _compare(args.old, args.new)
+        if args.command == "stability":
+            return _stability(args)
     except McisError as exc:
         print(f"mcis-claims: {exc}", file=sys.stderr)
         return 2
@@ -41,6 +51,27 @@ def _fetch(convert: bool) -> int:
 
         model = load_model(EMBEDDED)
         print(f"{EMBEDDED}: {model.n_layers} layers, d_model {model.d_model}, loaded in {model.load_seconds:.1f} s")
+    return 0
+
+
+def _stability(args) -> int:
+    from pathlib import Path
+
+    from .errors import InputError
+    from .stability import run_seeds, summarize, write_summary
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise InputError(f"--seeds {args.seeds}: expected comma-separated integers, e.g. 0,1,2") from None
+    if len(seeds) < 2:
+        raise InputError(f"--seeds {args.seeds}: stability needs at least two seeds")
+    extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = summarize(run_seeds(seeds, extra, out, claims_dir=args.claims))
+    print(write_summary(cells, out))
+    print(f"written: {out / 'stability.md'}, {out / 'stability.json'}")
     return 0
 
 

@@ -39,6 +39,7 @@ class RunState:
     directory: object = None  # the finalized report directory
     baseline: object = None  # BaselineReport, when --baseline was given
     baseline_error: str | None = None
+    expectations: dict | None = None  # (claim, model, layer) -> Expectation, with --baseline
     records: list = field(default_factory=list)
 
 
@@ -87,10 +88,12 @@ def pytest_configure(config):
         from .baseline import load_baseline
 
         try:
-            load_baseline(baseline)  # fail fast, before any model is loaded
+            expectations = load_baseline(baseline).expectations  # fail fast, before any model is loaded
         except McisError as exc:
             raise pytest.UsageError(str(exc)) from None
-    config.stash[STATE] = RunState(config=run, workspace=Workspace(run))
+    else:
+        expectations = None
+    config.stash[STATE] = RunState(config=run, workspace=Workspace(run), expectations=expectations)
 
 
 def pytest_report_header(config):
@@ -235,8 +238,17 @@ def judge(request):
             state.report.add(record)
         state.records.append(record)
         request.node.stash[VERDICT] = decision.verdict
-        if decision.verdict == "refuted":
-            pytest.fail(f"{spec.id} refuted on {cell.model_name} {cell.site}: {decision.reason}", pytrace=False)
+        where = f"{spec.id} {cell.model_name} {cell.site}"
+        if state.expectations is None:  # judged on the data: a refuted claim fails
+            if decision.verdict == "refuted":
+                pytest.fail(f"{spec.id} refuted on {cell.model_name} {cell.site}: {decision.reason}", pytrace=False)
+            return decision
+        # with --baseline, judged against the recorded verdict; a cell with no record is reported only
+        expected = state.expectations.get((spec.id, cell.model_name, cell.layer))
+        if expected is not None and expected.verdict != decision.verdict:
+            pytest.fail(f"{where}: verdict changed {expected.verdict} -> {decision.verdict} "
+                        f"(baseline {expected.effect_str()}; now {decision.reason})", pytrace=False)
+        request.node.stash[VERDICT] = decision.verdict + ("" if expected is not None else ":new")
         return decision
 
     return _judge
@@ -292,11 +304,15 @@ def pytest_report_teststatus(report, config):
     if report.when != "call" or not report.passed:
         return None
     verdict = dict(report.user_properties).get("mcis_verdict")
+    if verdict is None:
+        return None
+    verdict, _, new = verdict.partition(":")
+    suffix = " (no baseline)" if new else ""
     if verdict == "inconclusive":
-        return "inconclusive", "I", "INCONCLUSIVE"
-    if verdict == "supported":
-        return "passed", ".", "SUPPORTED"
-    return None
+        return "inconclusive", "I", "INCONCLUSIVE" + suffix
+    if verdict == "refuted":  # only reaches here as a pass: expected by the baseline, or not judged
+        return "refuted", "R", "REFUTED (as in baseline)" if not new else "REFUTED" + suffix
+    return "passed", ".", "SUPPORTED" + suffix
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -116,7 +116,7 @@ def test_baseline_passes_unchanged_and_fails_naming_a_flipped_cell(claims_dir, t
                                             "--baseline", str(baseline), "--update-baseline")
     assert first.ret in (0, 1) and baseline.exists()
     same = claims_dir.runpytest_subprocess(*args, "--report-dir", str(tmp_path / "r2"), "--baseline", str(baseline))
-    assert same.ret == first.ret, same.stdout.str()
+    assert same.ret == pytest.ExitCode.OK, same.stdout.str()  # judged against the record, even if refuted
     same.stdout.fnmatch_lines(["*mcis-claims baseline*"])
 
     data = json.loads(baseline.read_text())
@@ -126,7 +126,7 @@ def test_baseline_passes_unchanged_and_fails_naming_a_flipped_cell(claims_dir, t
     flipped.write_text(json.dumps(data))
     changed = claims_dir.runpytest_subprocess(*args, "--report-dir", str(tmp_path / "r3"), "--baseline", str(flipped))
     assert changed.ret == pytest.ExitCode.TESTS_FAILED
-    changed.stdout.fnmatch_lines(["*CHANGED*C1*layer 1*", "*FAILED: 1 verdict(s) changed*"])
+    changed.stdout.fnmatch_lines(["*verdict changed*", "*CHANGED*C1*layer 1*", "*FAILED: 1 verdict(s) changed*"])
 
 
 def test_missing_baseline_file_is_a_usage_error(claims_dir, tiny_model_dir, tmp_path):
