@@ -70,7 +70,7 @@ def test_c8_story2_damping(cell, judge):
     judge(
         estimate,
         curves=[CurveSet(name, blocks, p, label=labels.get(name)) for name, p in profile.items()],
-        curve_ylabel="||Δ resid after block l|| / r   (x axis: block l)",
+        curve_ylabel="||Δ resid after block l|| / r", curve_xlabel="block l",
         details={
             "x_axis": "block index l (the L2 change after block l); the figure's axis label says radius",
             "real_other_directions": "toward('real') = unit(b - x), b another prompt's real activation",

@@ -283,7 +283,8 @@ def plot_curves(record: CellRecord, path: Path) -> None:
     log_y = top > 0 and float(values.min()) >= -1e-3 * top
     positive = np.concatenate([c.radii[c.radii > 0] for c in record.curves])
     # Log x for geometric radius schedules; their r = 0 point cannot be drawn there.
-    log_x = positive.size > 2 and positive.max() / positive.min() >= 20
+    # (a custom x axis, e.g. block index or layer, is linear)
+    log_x = record.curve_xlabel is None and positive.size > 2 and positive.max() / positive.min() >= 20
 
     fig = Figure(figsize=(10, 5.4), dpi=110)
     FigureCanvasAgg(fig)
