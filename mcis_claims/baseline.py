@@ -374,7 +374,7 @@ def _baseline_meta(meta: dict) -> dict:
     """The provenance a baseline keeps: no prompt windows or site fits (large), hashes of models and corpus."""
     meta = dict(meta or {})
     out = {"created": meta.get("created") or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    for name in ("seed", "config", "versions", "command", "results_hash"):
+    for name in ("seed", "config", "versions", "command", "results_hash", "family"):
         if meta.get(name) is not None:
             out[name] = meta[name]
     models = meta.get("models")

@@ -40,6 +40,8 @@ class RunState:
     baseline: object = None  # BaselineReport, when --baseline was given
     baseline_error: str | None = None
     expectations: dict | None = None  # (claim, model, layer) -> Expectation, with --baseline
+    # a run judged against a baseline is a subset of the baseline's grid: its multiplicity family
+    baseline_family: int = 0
     records: list = field(default_factory=list)
 
 
@@ -88,12 +90,14 @@ def pytest_configure(config):
         from .baseline import load_baseline
 
         try:
-            expectations = load_baseline(baseline).expectations  # fail fast, before any model is loaded
+            recorded = load_baseline(baseline)  # fail fast, before any model is loaded
         except McisError as exc:
             raise pytest.UsageError(str(exc)) from None
+        expectations, family = recorded.expectations, int(recorded.meta.get("family") or 0)
     else:
-        expectations = None
-    config.stash[STATE] = RunState(config=run, workspace=Workspace(run), expectations=expectations)
+        expectations, family = None, 0
+    config.stash[STATE] = RunState(config=run, workspace=Workspace(run), expectations=expectations,
+                                   baseline_family=family)
 
 
 def pytest_report_header(config):
@@ -213,7 +217,7 @@ def judge(request):
         from .report import CellRecord
         from .verdict import decide
 
-        family = max(1, state.n_cells)
+        family = max(1, state.n_cells, state.baseline_family)
         p_adjusted = min(1.0, estimate.pvalue * family) if estimate.pvalue == estimate.pvalue else float("nan")
         decision = decide(spec, estimate, p_adjusted, required_n=estimate.extra.get("required_n"))
         if problem is not None:  # a failed health check makes the data unfit to judge either way
@@ -229,7 +233,7 @@ def judge(request):
             p_value=estimate.pvalue, p_adjusted=p_adjusted, verdict=decision.verdict, reason=decision.reason,
             spec=spec.to_dict(),
             details={**(details or {}), "estimate": estimate.to_dict(), "required_n": decision.required_n,
-                     "multiplicity": f"Bonferroni over the {family} claim cells of this run",
+                     "multiplicity": f"Bonferroni over {family} claim cells (this run, or the grid of its baseline)",
                      "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, reference_lines=dict(reference_lines or {}),
@@ -375,4 +379,5 @@ def _run_meta(state: RunState, config) -> dict:
         "config": state.config.to_meta(),
         "versions": environment(),
         "command": " ".join(["pytest", *config.invocation_params.args]),
+        "family": max(state.n_cells, state.baseline_family),
     }
