@@ -31,6 +31,7 @@ class RunConfig:
     prompt_length: int = DEFAULT_LENGTH
     n_resamples: int = 9999
     report_dir: str | None = None
+    sae: str | None = None  # a SAELens-format SAE directory for C10; None -> the default trained one
 
     def __post_init__(self):
         if self.n_prompts < 8:

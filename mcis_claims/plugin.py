@@ -60,6 +60,8 @@ def pytest_addoption(parser):
     group.addoption("--profile", default="default", choices=sorted(PROFILES), help="run size: smoke (not comparable), default, full")
     group.addoption("--list-claims", action="store_true", default=False,
                     help="list the claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
+    group.addoption("--sae", default=None, metavar="DIR",
+                    help="a SAELens-format SAE (cfg.json + sae_weights.safetensors) for C10; default: the cached trained one")
     group.addoption("--baseline", default=None, metavar="PATH",
                     help="judge each cell's verdict against recorded expectations; a changed verdict fails the run")
     group.addoption("--update-baseline", action="store_true", default=False,
@@ -80,6 +82,7 @@ def pytest_configure(config):
             n_directions=getattr(opt, "n_directions", None), kl_threshold=getattr(opt, "kl_threshold", None),
             seed=getattr(opt, "seed", None), corpus=getattr(opt, "corpus", None),
             prompt_length=getattr(opt, "prompt_length", None), report_dir=getattr(opt, "report_dir", None),
+            sae=getattr(opt, "sae", None),
         )
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
