@@ -24,8 +24,7 @@ Source: Janiak et al. 2024, "Characterizing stable regions in the residual strea
 import numpy as np
 import torch
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, stats, sweep_points
-from mcis_claims.engine import resid_pre
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, resid_pre, stats, sweep_points
 
 STEPS = 21  # t = linspace(0, 1, STEPS)
 
@@ -56,8 +55,7 @@ def test_c12_training_makes_regions(cell, judge):
     n = len(tokens)
     # the other prompt of each path: one draw from the fit pool, the same prompt for both models
     target = torch.randint(cell.stats.n_fit, (n,), generator=cell.generator("C12", "targets"))
-    pool = cell.workspace.prompt_pool(cell.model_name)
-    fit_tokens = pool.subset(np.arange(n, len(pool))).tokens[target.numpy()]
+    fit_tokens = cell.fit_tokens[target]
     ends = {"trained": cell.stats.activations[target].float(),
             "random init": resid_pre(untrained, cell.layer, fit_tokens)[:, -1]}  # each model's own activations
     t = torch.linspace(0, 1, STEPS)
@@ -80,7 +78,8 @@ def test_c12_training_makes_regions(cell, judge):
     judge(
         estimate,
         curves=[CurveSet(k, t.numpy(), v) for k, v in normalised.items()],
-        curve_ylabel="d(t) / d(1): final residual L2 (pre-norm); x = t",
+        curve_ylabel="d(t) / d(1): final residual L2 (pre-norm)", curve_xlabel="t (interpolation x -> b)",
+        curve_yscale="linear",
         details={
             "readout": "final_l2 (residual after the last block, before the final norm)",
             "path": f"x + t (b - x), t = linspace(0, 1, {STEPS}); b = another prompt's real activation, "

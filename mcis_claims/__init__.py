@@ -12,6 +12,7 @@ from importlib import import_module
 _EXPORTS = {
     "load_model": ".models", "LoadedModel": ".models",
     "sweep": ".engine", "sweep_points": ".engine", "sweep_naive": ".engine", "SweepResult": ".engine",
+    "resid_pre": ".engine", "optimize_directions": ".optimize",
     "ClaimSpec": ".verdict", "CurveSet": ".report", "claim": ".plugin", "McisError": ".errors",
     "directions": ".directions", "readouts": ".readouts", "stats": ".stats",
 }

@@ -142,6 +142,12 @@ class ClaimCell:
         return self.workspace.bases(self.model_name)
 
     @property
+    def fit_tokens(self) -> torch.Tensor:
+        """(n_fit, T) tokens of the fit pool, in the order of `stats.activations`."""
+        pool = self.workspace.prompt_pool(self.model_name)
+        return pool.tokens[self.config.n_prompts:]
+
+    @property
     def stats(self) -> SiteStats:
         return self.workspace.site_stats(self.model_name, self.layer)
 

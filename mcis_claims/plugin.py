@@ -216,7 +216,8 @@ def judge(request):
     started = time.perf_counter()
 
     def _judge(estimate, *, curves=(), details=None, problem=None, refuted_because=None,
-               curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, reference_lines=None):
+               curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, curve_yscale=None,
+               reference_lines=None):
         from .report import CellRecord
         from .verdict import decide
 
@@ -239,7 +240,7 @@ def judge(request):
                      "multiplicity": f"Bonferroni over {family} claim cells (this run, or the grid of its baseline)",
                      "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
-            curve_xlabel=curve_xlabel, reference_lines=dict(reference_lines or {}),
+            curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
         )
         if state.report is not None:
             state.report.add(record)

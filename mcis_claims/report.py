@@ -117,6 +117,7 @@ class CellRecord:
     figure: str | None = None  # path of the PNG relative to the report directory
     curve_xlabel: str | None = None  # default: radius / median norm
     reference_lines: dict = field(default_factory=dict)  # label -> y value drawn as a dotted line
+    curve_yscale: str | None = None  # "log" | "linear"; default: log for non-negative read-outs
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -281,6 +282,8 @@ def plot_curves(record: CellRecord, path: Path) -> None:
     top = float(values.max()) if values.size else 0.0
     # Log y for non-negative read-outs (KL); tiny negative rounding noise is floored too.
     log_y = top > 0 and float(values.min()) >= -1e-3 * top
+    if record.curve_yscale is not None:
+        log_y = record.curve_yscale == "log"
     positive = np.concatenate([c.radii[c.radii > 0] for c in record.curves])
     # Log x for geometric radius schedules; their r = 0 point cannot be drawn there.
     # (a custom x axis, e.g. block index or layer, is linear)
