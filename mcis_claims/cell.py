@@ -21,7 +21,7 @@ from .models import LoadedModel, load_model
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
 from .readouts import Crossing, radius_at_threshold
 from .sites import site_name
-from .engine import SweepResult, sweep, sweep_points
+from .engine import SweepResult, reshape_result, sweep, sweep_points
 
 
 @dataclass
@@ -45,16 +45,6 @@ class KindSweep:
     def per_base_curve(self) -> np.ndarray:
         """(n, S) median KL over the K directions of each base, for figures."""
         return self.kl.median(dim=1).values.numpy()
-
-
-def _unflatten(result: SweepResult, grid: tuple[int, int]) -> SweepResult:
-    """(n, K*S, ...) read-outs of sweep_points -> (n, K, S, ...), like sweep() returns."""
-    def shape(t):
-        return None if t is None else t.unflatten(1, grid)
-
-    return SweepResult(layer=result.layer, site=result.site, kl=shape(result.kl), resid_l2=shape(result.resid_l2),
-                       final_l2=shape(result.final_l2), top1_changed=shape(result.top1_changed),
-                       mlp_flips=shape(result.mlp_flips), clean_margin=result.clean_margin, radii=result.radii)
 
 
 @dataclass
@@ -210,7 +200,7 @@ class ClaimCell:
                 points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
                 result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
                                       track_mlp=True, progress=advance)
-                result = _unflatten(result, (K, S))
+                result = reshape_result(result, (K, S))
                 kl = result.kl
         return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base"), kl=kl,
                          radii_rel=self.radii_rel, result=result, seconds=time.perf_counter() - started)

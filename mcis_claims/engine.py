@@ -88,9 +88,9 @@ def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, rad
 
     result = _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress)
     K, S = directions.shape[1], len(radii)
-    result = _reshape(result, (K, S))
+    result = reshape_result(result, (K, S))
     if single:
-        result = _reshape(result, (S,), squeeze_k=True)
+        result = reshape_result(result, (S,), squeeze_k=True)
     return SweepResult(**{**result.__dict__, "radii": radii})
 
 
@@ -189,7 +189,8 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
     }
 
 
-def _reshape(result: SweepResult, grid: tuple, squeeze_k: bool = False) -> SweepResult:
+def reshape_result(result: SweepResult, grid: tuple, squeeze_k: bool = False) -> SweepResult:
+    """Read-outs (n, K*S, ...) -> (n, K, S, ...) (or drop a K of 1 with squeeze_k)."""
     def shape(t):
         if t is None:
             return None
