@@ -29,7 +29,6 @@ Source: the seed thread ("local optima in sensitivity"); Heimersheim & Mendel 20
 import time
 
 import numpy as np
-import torch
 
 from mcis_claims import ClaimSpec, CurveSet, claim, directions, optimize_directions, readouts, stats, sweep
 

@@ -249,7 +249,7 @@ def test_forest_figure_covers_every_cell_and_is_linked(report):
 
 
 def test_forest_figure_mixes_effect_names_and_survives_missing_numbers(tmp_path):
-    from mcis_claims.report import plot_forest
+    from mcis_claims.figures import plot_forest
 
     records = [make_record(f"C{i % 3 + 1}", ("supported", "refuted", "inconclusive")[i % 3], layer=i, effect=1 + i / 40,
                            model=("smollm2-135m", "gpt2")[i % 2]).to_dict() for i in range(40)]
