@@ -1,0 +1,38 @@
+"""Site names and layer selectors."""
+import pytest
+
+from mcis_claims.errors import SiteError
+from mcis_claims.sites import check_layer, default_layers, parse_site, select_layers, site_name
+
+
+def test_site_names_round_trip():
+    assert site_name(3) == "blocks.3.hook_resid_pre"
+    assert parse_site(" blocks.12.hook_resid_pre ") == 12
+    with pytest.raises(SiteError, match="not supported"):
+        parse_site("blocks.1.hook_resid_post")
+
+
+@pytest.mark.parametrize("spec, expected", [(None, [1, 15, 29]), ("default", [1, 15, 29]), ("29,1,1", [1, 29]),
+                                            ("all", list(range(30))), ("every:10", [0, 10, 20])])
+def test_layer_selectors(spec, expected):
+    assert select_layers(spec, 30, "SmolLM2") == expected
+
+
+def test_default_layers_for_tiny_models():
+    assert default_layers(1) == [0] and default_layers(2) == [1] and default_layers(3) == [1, 2]
+
+
+@pytest.mark.parametrize("spec, message", [("40", "layer 40: SmolLM2 has blocks 0-29; try --layers 1,15,29"),
+                                           ("-1", "layer -1"), ("one", "not a layer number"),
+                                           ("every:0", "every:<positive integer>")])
+def test_bad_layers_name_the_range_and_a_fix(spec, message):
+    with pytest.raises(SiteError, match=message) as info:
+        select_layers(spec, 30, "SmolLM2")
+    assert "\n" not in str(info.value)
+
+
+def test_check_layer_rejects_bools_and_floats():
+    with pytest.raises(SiteError):
+        check_layer(True, 30)
+    with pytest.raises(SiteError):
+        check_layer(1.0, 30)
