@@ -172,10 +172,11 @@ def plot_forest(records: list[dict], path: Path) -> None:
                 ax.text(0.005, y, label if len(label) <= 70 else label[:69] + "…", transform=right,
                         fontsize=9.5, fontweight="bold", va="center", ha="left", color="#1f2328")
                 ax.axhspan(span[0] - 0.5, y + 0.5, color="#f6f8fa", zorder=0, linewidth=0)
-                if _finite(sesoi) and (sesoi > 0 or not log_x):
-                    ax.vlines(sesoi, span[0] - 0.45, span[1] + 0.45, colors=_FOREST_SESOI_COLOR,
-                              linestyles="--", linewidth=1.3, zorder=2)
-                    xs.append(sesoi)
+                for edge in (sesoi if isinstance(sesoi, tuple) else (sesoi,)):  # equivalence: both margins
+                    if _finite(edge) and (edge > 0 or not log_x):
+                        ax.vlines(edge, span[0] - 0.45, span[1] + 0.45, colors=_FOREST_SESOI_COLOR,
+                                  linestyles="--", linewidth=1.3, zorder=2)
+                        xs.append(edge)
                 continue
             r = item
             effect = r.get("effect") or {}
@@ -244,6 +245,9 @@ def _forest_rows(records: list[dict]) -> list[tuple[float, str, object]]:
     for claim, cells in by_claim.items():
         spec = cells[0].get("spec") or {}
         sesoi = cells[0].get("sesoi", spec.get("sesoi"))
+        if spec.get("kind") == "equivalence" and _finite(sesoi):  # a margin around the null, not a point
+            null = (cells[0].get("effect") or {}).get("name", "").endswith("ratio")
+            sesoi = (1 / (1 + sesoi), 1 + sesoi) if null else (-sesoi, sesoi)
         header_y = y
         y -= 1
         first = y
