@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     stab.add_argument("--out", default="reports/stability", help="folder for the per-seed reports and the summary")
     stab.add_argument("--claims", default="claims", help="the claims folder")
     stab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then options for pytest")
+    tsae = sub.add_parser("train-sae", help="train and cache the default SAEs of claim C10; print their quality",
+                          description="Train (or reuse from the cache) the default TopK SAEs that claim C10 uses "
+                                      "at blocks.LAYER.hook_resid_pre, one per L0, and print the training time, "
+                                      "L0, fraction of variance explained, dead fraction and downstream KL.")
+    tsae.add_argument("--model", default=None, help="model name (default: the embedded smollm2-135m)")
+    tsae.add_argument("--layer", type=int, default=1, help="layer whose resid_pre the SAEs read (default 1)")
+    tsae.add_argument("--l0", default=None, help="comma-separated k values (default: the C10 pair)")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
@@ -34,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compare(args.old, args.new)
         if args.command == "stability":
             return _stability(args)
+        if args.command == "train-sae":
+            return _train_sae(args)
     except McisError as exc:
         print(f"mcis-claims: {exc}", file=sys.stderr)
         return 2
@@ -117,6 +126,41 @@ def _compare(old_path: str, new_path: str) -> int:
     for c in changed:
         console.print(Text(f"CHANGED {c.message}", style="bold red"))
     return 1 if changed else 0
+
+
+def _train_sae(args) -> int:
+    import os
+    import time
+
+    import torch
+
+    from . import sae as saes
+    from .errors import InputError
+    from .models import EMBEDDED, load_model
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))  # a shared 2-core box: stay polite
+    try:
+        l0s = [int(k) for k in args.l0.split(",")] if args.l0 else list(saes.DEFAULT_L0S)
+    except ValueError:
+        raise InputError(f"--l0 {args.l0}: expected comma-separated integers, e.g. 16,64") from None
+    model = load_model(args.model or EMBEDDED)
+    for k in l0s:
+        path = saes.default_sae_dir(model, args.layer, k)
+        cached = (path / saes.WEIGHTS_FILENAME).is_file()
+        started = time.perf_counter()
+        sae = saes.default_sae(model, args.layer, l0_target=k)
+        report = saes.training_report(sae) or {}
+        took = time.perf_counter() - started
+        print(f"{model.name} blocks.{args.layer}.hook_resid_pre k={k}: "
+              f"{'cached' if cached else f'trained in {took:.0f} s'} -> {path}")
+        if report:
+            print(f"  train {report['train_seconds']:.0f} s (+ harvest {report['harvest_seconds']:.0f} s, shared) on "
+                  f"{report['tokens_seen']:,} activations ({report['n_train']:,} distinct); "
+                  f"L0 {report['l0']:.1f}, FVE {report['fve']:.3f}, dead {report['dead_fraction']:.1%}, "
+                  f"KL(recon at last position) mean {report['kl_recon_mean']:.3g} / median "
+                  f"{report['kl_recon_median']:.3g} nats (random point at the same error: "
+                  f"{report['kl_random_same_error_mean']:.3g}) over {report['n_kl_prompts']} held-out prompts")
+    return 0
 
 
 if __name__ == "__main__":

@@ -61,7 +61,10 @@ def pytest_addoption(parser):
     group.addoption("--list-claims", action="store_true", default=False,
                     help="list the claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
     group.addoption("--sae", default=None, metavar="DIR",
-                    help="a SAELens-format SAE (cfg.json + sae_weights.safetensors) for C10; default: the cached trained one")
+                    help="a SAELens-format SAE (cfg.json + sae_weights.safetensors) for C10, or DIR1,DIR2 for "
+                         "two L0s; default: the project's trained SAEs, cached")
+    group.addoption("--sae-layers", default=None, metavar="LAYERS",
+                    help="without --sae: the layers C10 runs at, training default SAEs there once (default 1)")
     group.addoption("--baseline", default=None, metavar="PATH",
                     help="judge each cell's verdict against recorded expectations; a changed verdict fails the run")
     group.addoption("--update-baseline", action="store_true", default=False,
@@ -82,7 +85,7 @@ def pytest_configure(config):
             n_directions=getattr(opt, "n_directions", None), kl_threshold=getattr(opt, "kl_threshold", None),
             seed=getattr(opt, "seed", None), corpus=getattr(opt, "corpus", None),
             prompt_length=getattr(opt, "prompt_length", None), report_dir=getattr(opt, "report_dir", None),
-            sae=getattr(opt, "sae", None),
+            sae=getattr(opt, "sae", None), sae_layers=getattr(opt, "sae_layers", None),
         )
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -119,6 +122,8 @@ def pytest_generate_tests(metafunc):
     if not (wants_cell or wants_grid) or metafunc.config.getoption("list_claims", False):
         return
     state = metafunc.config.stash[STATE]
+    marker = metafunc.definition.get_closest_marker("claim")
+    spec = marker.args[0] if marker and marker.args else None
     cells, grids = [], []
     for name in state.config.models:
         try:
@@ -127,12 +132,33 @@ def pytest_generate_tests(metafunc):
         except McisError as exc:
             state.usage_error = str(exc)  # raised once collection ends, as one line, not per module
             return
-        cells += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in layers]
+        cell_layers = layers
+        if spec is not None and spec.needs_sae:
+            try:
+                cell_layers = [layer for layer in layers if layer in sae_layers(state.config, info.n_layers, info.name)]
+            except McisError as exc:
+                state.usage_error = str(exc)
+                return
+        cells += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in cell_layers]
         grids.append(pytest.param((info.name, tuple(layers)), id=f"{info.name}-layers-{'-'.join(map(str, layers))}"))
     if wants_cell:
         metafunc.parametrize("cell", cells, indirect=True)
     else:  # a claim about depth: one test per model, over all the layers of the grid
         metafunc.parametrize("grid", grids, indirect=True)
+
+
+def sae_layers(config, n_layers: int, model: str) -> set[int]:
+    """Where SAE claims can run: the hook layer of each --sae SAE (any layer if one names no hook),
+    else the --sae-layers selection, where the default SAEs are trained once and cached."""
+    if not config.sae:
+        return set(select_layers(config.sae_layers, n_layers, model))
+    from .sae import read_hook_layer
+
+    layers = set()
+    for path in (p.strip() for p in config.sae.split(",") if p.strip()):
+        layer = read_hook_layer(path)
+        layers |= set(range(n_layers)) if layer is None else {layer}
+    return layers
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -47,6 +47,7 @@ class ClaimSpec:
     alpha: float = 0.01
     kind: Literal["directional", "equivalence", "existence"] = "directional"
     alternative: Literal["greater", "less"] = "greater"
+    needs_sae: bool = False  # cells only at layers that have an SAE (--sae's hook, else --sae-layers)
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not self.id.strip():

@@ -141,3 +141,22 @@ def test_list_claims_prints_metadata_without_loading_a_model(claims_dir):
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     result.stdout.fnmatch_lines(["*2 claims*", "*C1*Plateaus near*", "*C2*Sensitive*"])
     assert "SESOI 0.9" in result.stdout.str() and "alpha 0.01" in result.stdout.str()
+
+
+def test_sae_claims_are_collected_only_where_an_sae_is(pytester, tiny_model_dir, tmp_path):
+    shutil.copy(CLAIMS / "test_c10_sae_features.py", pytester.path / "test_c10_sae_features.py")
+    base = ["--models", str(tiny_model_dir), "--layers", "0,1,2", "--collect-only", "-q", *PLUGIN]
+    default = pytester.runpytest_subprocess(*base)
+    assert default.ret == 0, default.stdout.str()
+    ids = [line for line in default.stdout.lines if "::" in line]
+    assert len(ids) == 2 and all("blocks.1.hook_resid_pre" in line for line in ids), ids
+    chosen = pytester.runpytest_subprocess(*base, "--sae-layers", "0,2")
+    ids = [line for line in chosen.stdout.lines if "::" in line]
+    assert sorted(line.split("-blocks.")[1] for line in ids) == sorted(
+        f"{layer}.hook_resid_pre]" for layer in (0, 0, 2, 2)), ids
+    sae_dir = tmp_path / "sae"
+    sae_dir.mkdir()
+    (sae_dir / "cfg.json").write_text(json.dumps({"architecture": "standard", "hook_name": "blocks.2.hook_resid_pre"}))
+    given = pytester.runpytest_subprocess(*base, "--sae", str(sae_dir))
+    ids = [line for line in given.stdout.lines if "::" in line]
+    assert len(ids) == 2 and all("blocks.2.hook_resid_pre" in line for line in ids), ids

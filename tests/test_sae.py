@@ -207,6 +207,24 @@ def test_sae_width_must_match_the_model(tiny_model):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("hook, layer", [("blocks.3.hook_resid_pre", 3), ("blocks.2.hook_resid_post", 3), (None, None)])
+def test_the_hook_says_which_layer_an_sae_reads(tmp_path, hook, layer):
+    cfg = v6_cfg("standard", meta={"hook_name": hook} if hook else {})
+    path = write_saelens(tmp_path / "sae", cfg, random_tensors())
+    assert saes.read_hook_layer(path) == layer
+
+
+def test_an_sae_at_another_site_is_refused_with_the_layer_to_use(tiny_model):
+    t = random_tensors(d_in=tiny_model.d_model)
+    sae = saes.SAE(t["W_enc"], t["b_enc"], t["W_dec"], t["b_dec"], architecture="relu",
+                   cfg={"hook_name": "blocks.0.hook_resid_pre"})
+    with pytest.raises(InputError, match="run it with --layers 0"):
+        saes.check_site(sae, tiny_model, 1, source="--sae /x")
+    sae.cfg = {"hook_name": "blocks.1.hook_mlp_out"}
+    with pytest.raises(InputError, match="not a residual-stream site"):
+        saes.check_site(sae, tiny_model, 1, source="--sae /x")
+
+
 # ---------------------------------------------------------------- synthetic activations and decoder directions
 
 
