@@ -74,15 +74,6 @@ SPEC_B = ClaimSpec(
 )
 
 
-def _radius(kind_sweep, threshold, m):
-    crossing = readouts.radius_at_threshold(kind_sweep.kl[:m], kind_sweep.radii_rel, threshold)
-    return np.median(crossing.radius, axis=1), crossing.censored.mean(axis=1)
-
-
-def _curve(kind_sweep, m):
-    return kind_sweep.kl[:m].median(dim=1).values.numpy()
-
-
 def _ratio(a, b, cell, alternative, seed_tag):
     return stats.paired_log_ratio(a, b, alternative=alternative, confidence_level=SPEC_A.ci_level,
                                   n_resamples=cell.config.n_resamples,
@@ -109,14 +100,14 @@ def test_c10a_synthetic_activations(cell, judge):
                  "single_latent": single, "recon_other": recon}
     sweeps = {name: sae.cell_sweep_points(cell, f"{name} base [{chosen.label}]", b, u, reference=True)
               for name, b in synthetic.items()}
-    r_real, c_real = _radius(real, threshold, m)
-    radius = {name: _radius(s, threshold, m) for name, s in sweeps.items()}
+    r_real, c_real = real.per_base_radius(threshold, m)
+    radius = {name: s.per_base_radius(threshold, m) for name, s in sweeps.items()}
 
     estimate = stats.paired_log_ratio(
         r_real, radius["composite"][0], alternative=SPEC_A.alternative, confidence_level=SPEC_A.ci_level,
         sesoi=SPEC_A.sesoi, n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C10a", cell.model_name, cell.layer))
-    curves = {"real base": _curve(real, m), **{f"{name} base": _curve(s, m) for name, s in sweeps.items()}}
+    curves = {"real base": real.per_base_curve(m), **{f"{name} base": s.per_base_curve(m) for name, s in sweeps.items()}}
     with np.errstate(divide="ignore", invalid="ignore"):
         shape = {name: {"max_slope_step_median": float(np.median(readouts.max_slope_step(c))),
                         "sharpness_median": float(np.nanmedian(readouts.sharpness(c)))} for name, c in curves.items()}
@@ -159,14 +150,14 @@ def test_c10b_decoder_directions_by_l0(cell, judge):
         raise sae.InputError(f"C10b needs SAEs of different L0; got L0 {l0} on the site's pool")
     bases = cell.base_activations()[:m]
     cov, mix = cell.sweep_kind(directions.cov_random_mixture()), cell.sweep_kind(directions.real_mixture())
-    r_cov, c_cov = _radius(cov, threshold, m)
-    r_mix, _ = _radius(mix, threshold, m)
+    r_cov, c_cov = cov.per_base_radius(threshold, m)
+    r_mix, _ = mix.per_base_radius(threshold, m)
     decoder, radius = {}, {}
     for tag, s in (("low_l0", low), ("high_l0", high)):
         kind = sae.sae_decoder(s, "active")
         u = kind.sample(cell.stats, m, cell.config.n_directions, cell.generator("c10", repr(kind)), bases=bases)
         decoder[tag] = sae.cell_sweep_points(cell, f"{kind!r}", bases, u, reference=False)
-        radius[tag] = _radius(decoder[tag], threshold, m)
+        radius[tag] = decoder[tag].per_base_radius(threshold, m)
     (r_low, c_low), (r_high, c_high) = radius["low_l0"], radius["high_l0"]
 
     estimate = stats.paired_log_ratio(
@@ -176,10 +167,10 @@ def test_c10b_decoder_directions_by_l0(cell, judge):
     label = {"low_l0": f"decoder, L0 {min(l0):.0f}", "high_l0": f"decoder, L0 {max(l0):.0f}"}
     judge(
         estimate,
-        curves=[CurveSet(label["low_l0"], cell.radii_rel, _curve(decoder["low_l0"], m)),
-                CurveSet(label["high_l0"], cell.radii_rel, _curve(decoder["high_l0"], m)),
-                CurveSet("cov_random_mixture", cell.radii_rel, _curve(cov, m)),
-                CurveSet("real_mixture", cell.radii_rel, _curve(mix, m))],
+        curves=[CurveSet(label["low_l0"], cell.radii_rel, decoder["low_l0"].per_base_curve(m)),
+                CurveSet(label["high_l0"], cell.radii_rel, decoder["high_l0"].per_base_curve(m)),
+                CurveSet("cov_random_mixture", cell.radii_rel, cov.per_base_curve(m)),
+                CurveSet("real_mixture", cell.radii_rel, mix.per_base_curve(m))],
         details={
             "saes": {"low_l0": low.label, "high_l0": high.label}, "sae_source": origin,
             "l0_on_pool": {"low_l0": min(l0), "high_l0": max(l0)}, "n_bases": m, "kl_threshold_nats": threshold,

@@ -34,17 +34,18 @@ class KindSweep:
     result: SweepResult  # all read-outs, shaped (n, K, S, ...): resid_l2, final_l2, mlp_flips, top1_changed
     seconds: float
 
-    def crossing(self, threshold: float) -> Crossing:
-        return radius_at_threshold(self.kl, self.radii_rel, threshold)
+    def crossing(self, threshold: float, first: int | None = None) -> Crossing:
+        return radius_at_threshold(self.kl[:first], self.radii_rel, threshold)
 
-    def per_base_radius(self, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Median crossing radius over the K directions of each base, and per-base censored fraction."""
-        crossing = self.crossing(threshold)
+    def per_base_radius(self, threshold: float, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Median crossing radius over the K directions of each base, and per-base censored fraction
+        (of the first `first` bases only, when a claim pairs this sweep with one on a subset)."""
+        crossing = self.crossing(threshold, first)
         return np.median(crossing.radius, axis=1), crossing.censored.mean(axis=1)
 
-    def per_base_curve(self) -> np.ndarray:
+    def per_base_curve(self, first: int | None = None) -> np.ndarray:
         """(n, S) median KL over the K directions of each base, for figures."""
-        return self.kl.median(dim=1).values.numpy()
+        return self.kl[:first].median(dim=1).values.numpy()
 
 
 @dataclass

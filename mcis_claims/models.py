@@ -268,9 +268,8 @@ def _load_random(key: str):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         hf_model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    blob = json.dumps(config.to_dict(), sort_keys=True, default=str) + f"|seed={RANDOM_SEED}"
-    fingerprint = hashlib.sha256(blob.encode()).hexdigest()
-    return hf_model, tokenizer, f"random-init:{base} (seed {RANDOM_SEED})", fingerprint, notes
+    # the weights themselves: a config hash would change with the cache path in `_name_or_path`
+    return hf_model, tokenizer, f"random-init:{base} (seed {RANDOM_SEED})", _state_fingerprint(hf_model), notes
 
 
 def _tokenizer_for_random(base: str):

@@ -64,6 +64,21 @@ def test_random_gpt2_loads_and_is_seeded():
     assert first.to_meta()["source"].startswith("random-init:gpt2")
 
 
+def test_random_init_fingerprint_is_of_the_weights_not_the_path(tmp_path):
+    """The same architecture at two paths gives the same random weights, hence the same fingerprint."""
+    import shutil
+
+    from conftest import char_tokenizer, tiny_llama
+
+    here = tmp_path / "a"
+    tiny_llama(n_layers=2, d_model=16).save_pretrained(here)
+    char_tokenizer(here)
+    there = shutil.copytree(here, tmp_path / "elsewhere" / "b")
+    first = models.load_model(f"random:{here}", reuse=False)
+    second = models.load_model(f"random:{there}", reuse=False)
+    assert first.fingerprint == second.fingerprint
+
+
 def test_wrap_hf_model_exposes_tl_hook_names(tiny_model):
     assert "blocks.1.hook_resid_pre" in tiny_model.bridge.hook_dict or tiny_model.bridge.get_hook_point(
         "blocks.1.hook_resid_pre") is not None
