@@ -38,6 +38,7 @@ Source: the seed thread ("validating the correctness of SAE features"); Giglemia
 import numpy as np
 
 from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, sae, stats
+from mcis_claims.errors import InputError
 
 MAX_BASES = 48  # bases per cell for C10's own sweeps (the first min(48, n) base prompts)
 
@@ -147,7 +148,7 @@ def test_c10b_decoder_directions_by_l0(cell, judge):
     l0 = [float((s.encode(pool.float()) > 0).sum(-1).float().mean()) for s in saes]
     low, high = saes[int(np.argmin(l0))], saes[int(np.argmax(l0))]
     if low is high:
-        raise sae.InputError(f"C10b needs SAEs of different L0; got L0 {l0} on the site's pool")
+        raise InputError(f"C10b needs SAEs of different L0; got L0 {l0} on the site's pool")
     bases = cell.base_activations()[:m]
     cov, mix = cell.sweep_kind(directions.cov_random_mixture()), cell.sweep_kind(directions.real_mixture())
     r_cov, c_cov = cov.per_base_radius(threshold, m)
