@@ -296,30 +296,15 @@ def pytest_sessionstart(session):
 
 def _progress_factory(capture):
     """Rich progress bars for long sweeps, drawn outside pytest's output capture."""
+    from .progress import progress_bar
 
     @contextmanager
     def progress(label: str, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        console = Console(file=sys.__stderr__)
-        if not console.is_terminal:  # logs and CI: no bar (it would break pytest's progress lines)
-            yield lambda n: None
-            return
-        disabled = capture.global_and_fixture_disabled() if capture is not None else _null()
-        with disabled:
-            bar = Progress(TextColumn("  sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("rows"), TimeElapsedColumn(), console=console, transient=True)
-            with bar:
-                task = bar.add_task(label, total=total)
-                yield lambda n: bar.advance(task, n)
+        around = capture.global_and_fixture_disabled() if capture is not None else None
+        with progress_bar(f"sweep {label}", total, "rows", around=around) as advance:
+            yield advance
 
     return progress
-
-
-@contextmanager
-def _null():
-    yield
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from .directions import DirectionKind, unit
 from .errors import InputError, ModelLoadError
+from .progress import progress_bar
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
@@ -473,8 +474,8 @@ def train_sae(model, layer: int, *, d_sae: int | None = None, k: int | None = No
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: 1.0 if s < decay_from else max(0.0, (steps - s) / max(1, steps - decay_from)))
     started = time.perf_counter()
-    with _progress_bar(progress, f"train SAE {site_name(layer)} {'k=' + str(k) if k else 'l1=' + str(l1_coefficient)}",
-                       steps) as advance:
+    with progress_bar(f"train SAE {site_name(layer)} {'k=' + str(k) if k else 'l1=' + str(l1_coefficient)}",
+                      steps, "steps", enabled=progress) as advance:
         for _ in range(steps):
             x = x_all[torch.randint(x_all.shape[0], (batch_size,), generator=gen)] * scale
             pre = (x - b_dec) @ W_enc + b_enc  # (batch, d_sae)
@@ -531,27 +532,6 @@ def evaluate_sae(sae: SAE, model, layer: int, data: Harvest) -> dict:
             "dead_fraction": float(((z > 0).sum(0) == 0).float().mean()),
             "kl_recon_mean": float(kl.mean()), "kl_recon_median": float(kl.median()),
             "kl_random_same_error_mean": float(kl_random.mean()), "n_kl_prompts": int(tokens.shape[0])}
-
-
-def _progress_bar(enabled: bool, label: str, total: int):
-    from contextlib import contextmanager
-
-    @contextmanager
-    def bar():
-        if not enabled:
-            yield lambda n: None
-            return
-        import sys
-
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn(f"  {label}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                      TimeElapsedColumn(), console=Console(file=sys.__stderr__), transient=True) as progress:
-            task = progress.add_task(label, total=total)
-            yield lambda n: progress.advance(task, n)
-
-    return bar()
 
 
 _HARVESTS: dict = {}
@@ -741,20 +721,19 @@ def cell_saes(cell) -> tuple[SAE, list[SAE], str]:
     --sae DIR: that SAE for (a); --sae DIR1,DIR2[,...]: the first for (a), all for (b).
     Otherwise the default TopK SAEs (DEFAULT_L0S), trained on first use and cached.
     """
-    spec = cell.config.sae
-    model = cell.model
-    if spec:
-        user = [load_sae(p.strip()) for p in str(spec).split(",") if p.strip()]
-        for path, sae in zip(str(spec).split(","), user):
-            check_site(sae, model, cell.layer, source=f"--sae {path.strip()}")
-        if len(user) >= 2:
-            return user[0], user, "--sae"
-        defaults = cell.workspace.cached(("default_saes", cell.model_name, cell.layer),
-                                         lambda: [default_sae(model, cell.layer, l0_target=k) for k in DEFAULT_L0S])
-        return user[0], defaults, "--sae for (a), default SAEs for (b)"
-    defaults = cell.workspace.cached(("default_saes", cell.model_name, cell.layer),
-                                     lambda: [default_sae(model, cell.layer, l0_target=k) for k in DEFAULT_L0S])
-    return defaults[0], defaults, "default"
+    def defaults():
+        return cell.workspace.cached(("default_saes", cell.model_name, cell.layer),
+                                     lambda: [default_sae(cell.model, cell.layer, l0_target=k) for k in DEFAULT_L0S])
+
+    paths = [p.strip() for p in str(cell.config.sae or "").split(",") if p.strip()]
+    if not paths:
+        return defaults()[0], defaults(), "default"
+    user = [load_sae(path) for path in paths]
+    for path, sae in zip(paths, user):
+        check_site(sae, cell.model, cell.layer, source=f"--sae {path}")
+    if len(user) >= 2:
+        return user[0], user, "--sae"
+    return user[0], defaults(), "--sae for (a), default SAEs for (b)"
 
 
 def cell_sweep_points(cell, label: str, bases: torch.Tensor, u: torch.Tensor, *, reference: bool):

@@ -160,3 +160,30 @@ def test_sae_claims_are_collected_only_where_an_sae_is(pytester, tiny_model_dir,
     given = pytester.runpytest_subprocess(*base, "--sae", str(sae_dir))
     ids = [line for line in given.stdout.lines if "::" in line]
     assert len(ids) == 2 and all("blocks.2.hook_resid_pre" in line for line in ids), ids
+
+
+def test_sae_claims_run_on_the_users_saes(pytester, tiny_model_dir, tmp_path):
+    """C10a and C10b end to end with two SAEs given by --sae (no training): records with effects."""
+    import torch
+
+    from mcis_claims import sae as saes
+
+    shutil.copy(CLAIMS / "test_c10_sae_features.py", pytester.path / "test_c10_sae_features.py")
+    g = torch.Generator().manual_seed(0)
+    paths = []
+    for k in (3, 12):
+        W_dec = saes.unit(torch.randn(64, 32, generator=g))
+        sae = saes.SAE(W_dec.T.clone(), torch.zeros(64), W_dec, torch.zeros(32), architecture="topk", k=k)
+        paths.append(str(saes.save_sae(sae, tmp_path / f"sae-k{k}", hook_name="blocks.1.hook_resid_pre")))
+    report = tmp_path / "c10"
+    result = pytester.runpytest_subprocess(*SMALL, "--models", str(tiny_model_dir), "--sae", ",".join(paths),
+                                           "--report-dir", str(report), *PLUGIN)
+    assert result.ret in (0, 1), result.stdout.str()
+    records = {r["claim"]: r for r in json.loads((report / "results.json").read_text())["records"]}
+    assert set(records) == {"C10a", "C10b"}
+    for record in records.values():
+        assert record["layer"] == 1 and record["n"] == 12
+        assert record["effect"]["ci_low"] <= record["effect"]["value"] <= record["effect"]["ci_high"]
+        assert record["verdict"] in ("supported", "refuted", "inconclusive")
+    assert records["C10a"]["details"]["sae_source"] == "--sae"
+    assert records["C10b"]["details"]["l0_on_pool"]["low_l0"] < records["C10b"]["details"]["l0_on_pool"]["high_l0"]
