@@ -57,6 +57,9 @@ class _RealMixture(DirectionKind):
         return unit(pool[first] - pool[second])
 
 
+_REDRAWS = 100
+
+
 class _Toward(DirectionKind):
     """Historical (biased) form: unit(target - x), target real or Gaussian. Only for C4's reproduction."""
 
@@ -69,9 +72,16 @@ class _Toward(DirectionKind):
     def sample(self, stats, n, k, generator, bases=None):
         if bases is None:
             raise InputError(f"{self.name} needs the base activations (it subtracts them)")
-        targets = (real_targets(stats, (n, k), generator) if self.target == "real"
-                   else stats.sample_gaussian((n, k), generator))
-        return unit(targets - bases.double()[:, None])
+        bases = bases.double()[:, None]
+        if self.target == "gaussian":
+            return unit(stats.sample_gaussian((n, k), generator) - bases)
+        targets = real_targets(stats, (n, k), generator)
+        for _ in range(_REDRAWS):  # a target equal to its base (a repeated text window) has no direction: redraw it
+            same = (targets == bases).all(dim=-1)
+            if not same.any():
+                break
+            targets[same] = real_targets(stats, (int(same.sum()),), generator)
+        return unit(targets - bases)
 
     def __repr__(self) -> str:
         return f"toward({self.target!r})"

@@ -101,7 +101,12 @@ def load_corpus(spec: str = DEFAULT_CORPUS) -> Corpus:
 
 def sample_prompts(corpus: Corpus, tokenizer, n: int, *, length: int = DEFAULT_LENGTH, seed: int = 0,
                    prepend_bos: bool = False) -> PromptSet:
-    """Sample n distinct `length`-token windows of real text (BOS included in the length if prepended)."""
+    """Sample n distinct `length`-token windows of real text (BOS included in the length if prepended).
+
+    Distinct in content, not only in position: a window whose tokens repeat an earlier one
+    (the Lee corpus has 214 such 10-token windows) is left out, so no two prompts share an
+    activation (a base equal to its target has no direction, and copies are pseudo-replicates).
+    """
     if n < 1:
         raise CorpusError(f"need at least one prompt; got n={n}")
     if length < 2:
@@ -111,10 +116,16 @@ def sample_prompts(corpus: Corpus, tokenizer, n: int, *, length: int = DEFAULT_L
         raise CorpusError("prepend_bos=True but the tokenizer has no BOS token")
     body = length - int(prepend_bos)
     encoded = [tokenizer(doc, add_special_tokens=False)["input_ids"] for doc in corpus.documents]
-    windows = [(d, o) for d, ids in enumerate(encoded) for o in range(0, len(ids) - body + 1, body)]
+    seen, windows = set(), []
+    for d, ids in enumerate(encoded):
+        for o in range(0, len(ids) - body + 1, body):
+            content = tuple(ids[o : o + body])
+            if content not in seen:
+                seen.add(content)
+                windows.append((d, o))
     if len(windows) < n:
         raise CorpusError(
-            f"corpus {corpus.name!r} yields {len(windows)} windows of {body} tokens; {n} requested. "
+            f"corpus {corpus.name!r} yields {len(windows)} windows of {body} tokens (distinct in content); {n} requested. "
             f"Use fewer prompts (--n-prompts) or a larger corpus"
         )
     rng = np.random.default_rng(seed)

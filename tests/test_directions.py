@@ -31,6 +31,14 @@ def test_every_kind_gives_unit_directions(seed, n, k, kind):
     assert torch.allclose(u.norm(dim=-1), torch.ones(n, k, dtype=u.dtype), atol=1e-12)
 
 
+def test_toward_real_never_targets_an_activation_equal_to_the_base():
+    stats = fake_stats(n=3)
+    stats.activations[1] = stats.activations[0]  # a repeated window: two pool entries equal the base
+    u = dirs.toward("real").sample(stats, 1, 50, torch.Generator().manual_seed(0), bases=stats.activations[:1])
+    expected = dirs.unit(stats.activations[2] - stats.activations[0])
+    assert torch.allclose(u[0], expected.expand(50, -1))
+
+
 def test_cov_random_mixture_follows_the_fitted_covariance():
     stats = fake_stats()
     u = dirs.cov_random_mixture().sample(stats, 4000, 1, torch.Generator().manual_seed(0))[:, 0]

@@ -8,10 +8,11 @@ from mcis_claims.prompts import load_corpus, sample_prompts
 
 @pytest.fixture
 def text_folder(tmp_path):
-    (tmp_path / "a.txt").write_text("The quick brown fox jumps over the lazy dog. " * 20)
+    (tmp_path / "a.txt").write_text("The quick brown fox jumps over the lazy dog, " +
+                                    " ".join(f"then {i} more" for i in range(60)))
     sub = tmp_path / "sub"
     sub.mkdir()
-    (sub / "b.txt").write_text("Pack my box with five dozen liquor jugs. " * 20)
+    (sub / "b.txt").write_text("Pack my box with five dozen liquor jugs, " + " ".join(f"{i} jugs" for i in range(60)))
     (tmp_path / "ignored.md").write_text("not a txt file")
     return tmp_path
 
@@ -37,6 +38,17 @@ def test_windows_are_distinct_fixed_length_and_seeded(text_folder, tokenizer):
     for row, d, o in zip(first.tokens, first.document, first.offset):  # each window is real text at its offset
         ids = tokenizer(corpus.documents[d], add_special_tokens=False)["input_ids"]
         assert row.tolist() == ids[o : o + 10]
+
+
+def test_repeated_text_gives_each_window_once(tmp_path, tokenizer):
+    (tmp_path / "a.txt").write_text("abcdefghij" * 30)  # 30 windows of 10 characters, one content
+    (tmp_path / "b.txt").write_text("klmnopqrst" + "abcdefghij")
+    corpus = load_corpus(str(tmp_path))
+    prompts = sample_prompts(corpus, tokenizer, 2, length=10, seed=0)
+    assert sorted(map(tuple, prompts.tokens.tolist())) == sorted(
+        tuple(tokenizer(w, add_special_tokens=False)["input_ids"]) for w in ("abcdefghij", "klmnopqrst"))
+    with pytest.raises(CorpusError, match="yields 2 windows"):
+        sample_prompts(corpus, tokenizer, 3, length=10, seed=0)
 
 
 def test_bos_is_counted_in_the_prompt_length(text_folder, tokenizer):
