@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     stab.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     stab.add_argument("--out", default="reports/stability", help="folder for the per-seed reports and the summary")
     stab.add_argument("--claims", default="claims", help="the claims folder")
+    stab.add_argument("--resume", action="store_true",
+                      help="reuse the seeds whose OUT/seed-S/results.json exists instead of running them again")
     stab.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then options for pytest")
     tsae = sub.add_parser("train-sae", help="train and cache the default SAEs of claim C10; print their quality",
                           description="Train (or reuse from the cache) the default TopK SAEs that claim C10 uses "
@@ -78,7 +80,7 @@ def _stability(args) -> int:
     extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cells = summarize(run_seeds(seeds, extra, out, claims_dir=args.claims))
+    cells = summarize(run_seeds(seeds, extra, out, claims_dir=args.claims, resume=args.resume))
     print(write_summary(cells, out))
     print(f"written: {out / 'stability.md'}, {out / 'stability.json'}")
     return 0

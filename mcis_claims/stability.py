@@ -38,11 +38,18 @@ class CellStability:
         return len(set(self.verdicts.values())) == 1
 
 
-def run_seeds(seeds: list[int], pytest_args: list[str], out: Path, claims_dir: str = "claims") -> dict[int, Path]:
-    """Run the grid once per seed; return seed -> results.json. A refuted claim is not an error here."""
+def run_seeds(seeds: list[int], pytest_args: list[str], out: Path, claims_dir: str = "claims",
+              resume: bool = False) -> dict[int, Path]:
+    """Run the grid once per seed; return seed -> results.json. A refuted claim is not an error here.
+
+    resume: keep a seed whose OUT/seed-S/results.json already exists (a long run, interrupted)."""
     results = {}
     for seed in seeds:
         report = out / f"seed-{seed}"
+        if resume and (report / "results.json").is_file():
+            print(f"seed {seed}: reusing {report / 'results.json'}", flush=True)
+            results[seed] = report / "results.json"
+            continue
         command = [sys.executable, "-m", "pytest", claims_dir, "--seed", str(seed), "--report-dir", str(report),
                    "-q", "-p", "no:cacheprovider", *pytest_args]
         print(f"$ {' '.join(command)}", flush=True)

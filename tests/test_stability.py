@@ -28,3 +28,14 @@ def test_cells_that_keep_and_lose_their_verdict(tmp_path):
 def test_stability_needs_two_seeds(capsys):
     assert main(["stability", "--seeds", "0"]) == 2
     assert "at least two seeds" in capsys.readouterr().err
+
+
+def test_resume_reuses_finished_seeds_without_running_them(tmp_path, monkeypatch):
+    from mcis_claims import stability
+
+    results(tmp_path / "seed-0", [("C1", "supported", 4.1)])
+    results(tmp_path / "seed-1", [("C1", "refuted", 0.9)])
+    monkeypatch.setattr(stability.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    found = stability.run_seeds([0, 1], [], tmp_path, resume=True)
+    assert found == {0: tmp_path / "seed-0" / "results.json", 1: tmp_path / "seed-1" / "results.json"}
+    assert not summarize(found)[0].kept
