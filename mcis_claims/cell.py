@@ -18,6 +18,7 @@ from . import directions as dirs
 from .activations import SiteStats, fit_site
 from .config import RunConfig
 from .models import LoadedModel, load_model
+from .parity import ParityCheck, check_site
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
 from .readouts import Crossing, radius_at_threshold
 from .sites import site_name
@@ -59,6 +60,7 @@ class Workspace:
     _prompts: dict = field(default_factory=dict)
     _stats: dict = field(default_factory=dict)
     _sweeps: dict = field(default_factory=dict)
+    _parity: dict = field(default_factory=dict)
 
     def model(self, name: str) -> LoadedModel:
         if name not in self._models:
@@ -92,6 +94,15 @@ class Workspace:
             self._stats[key] = fit_site(self.model(name), layer, fit.tokens)
         return self._stats[key]
 
+    def check_parity(self, name: str, layer: int) -> ParityCheck:
+        """Once per site: the engine against one full bridge forward per row; raises ParityError on a mismatch."""
+        key = (name, layer)
+        if key not in self._parity:
+            generator = torch.Generator().manual_seed(self.config.cell_seed(name, layer, "parity"))
+            self._parity[key] = check_site(self.model(name), layer, self.bases(name).tokens, generator)
+        self._parity[key].raise_if_failed()
+        return self._parity[key]
+
     def cached(self, key: tuple, compute):
         if key not in self._sweeps:
             self._sweeps[key] = compute()
@@ -105,6 +116,7 @@ class Workspace:
             "prompts": {name: {**pool.to_meta(), "bases": self.config.n_prompts}
                         for name, pool in self._prompts.items()},
             "sites": {f"{name}|{layer}": stats.to_meta() for (name, layer), stats in self._stats.items()},
+            "parity": {f"{name}|{layer}": check.to_meta() for (name, layer), check in self._parity.items()},
         }
 
 

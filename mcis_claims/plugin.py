@@ -217,6 +217,7 @@ def _list_claims(config, items) -> None:
 def cell(request) -> ClaimCell:
     state = request.config.stash[STATE]
     name, layer = request.param
+    state.workspace.check_parity(name, layer)
     return ClaimCell(state.workspace, name, layer)
 
 
@@ -224,6 +225,8 @@ def cell(request) -> ClaimCell:
 def grid(request) -> LayerGrid:
     state = request.config.stash[STATE]
     name, layers = request.param
+    for layer in layers:
+        state.workspace.check_parity(name, layer)
     return LayerGrid([ClaimCell(state.workspace, name, layer) for layer in layers])
 
 

@@ -338,6 +338,9 @@ def render_summary(data: dict, *, forest: str | None = None) -> str:
     corpus = run.get("corpus")
     if isinstance(corpus, dict):
         lines.append(f"- **corpus** {corpus.get('name', '?')}{_provenance(corpus)}")
+    parity = run.get("parity") or {}
+    if parity:
+        lines.append("- **parity** engine vs one bridge forward per row: " + _parity_str(parity))
     versions = run.get("versions") or {}
     if versions:
         lines.append("- **versions** " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None))
@@ -517,6 +520,16 @@ def _ci_level(effect: dict) -> str:
 
 def _effect_str(effect: dict) -> str:
     return f"{_fmt(effect.get('value'))} [{_fmt(effect.get('ci_low'))}, {_fmt(effect.get('ci_high'))}]"
+
+
+def _parity_str(parity: dict) -> str:
+    """'3 sites ok, max |dKL| 5.7e-06 nats, max resid error 2.3e-05 of the radius' (or the failing sites)."""
+    checks = [c for c in parity.values() if isinstance(c, dict)]
+    failed = [site for site, c in parity.items() if isinstance(c, dict) and not c.get("ok")]
+    worst_kl = max((c.get("kl_max_abs_err", 0.0) for c in checks), default=0.0)
+    worst_resid = max((c.get("resid_l2_max_rel_err", 0.0) for c in checks), default=0.0)
+    status = f"{len(checks) - len(failed)} of {len(checks)} sites ok" + (f" (FAILED: {', '.join(failed)})" if failed else "")
+    return f"{status}; max |dKL| {worst_kl:.2g} nats, max residual error {worst_resid:.2g} of the radius"
 
 
 def _provenance(meta: dict) -> str:

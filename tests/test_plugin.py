@@ -49,7 +49,10 @@ def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_pa
     run = data["run"]
     assert run["seed"] == 0 and run["versions"]["torch"]
     assert run["corpus"]["sha256"] and run["prompts"]
-    assert (report / "summary.md").read_text().count("C1") >= 1
+    [(site, check)] = run["parity"].items()  # the one site of the grid, checked once for both claims
+    assert site.endswith("|1") and check["ok"] and check["layer"] == 1
+    summary = (report / "summary.md").read_text()
+    assert summary.count("C1") >= 1 and "**parity**" in summary
 
 
 def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_path):
