@@ -246,7 +246,7 @@ def judge(request):
 
     def _judge(estimate, *, curves=(), details=None, problem=None, refuted_because=None,
                curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, curve_yscale=None,
-               reference_lines=None):
+               reference_lines=None, costs=None):
         from .report import CellRecord
         from .verdict import decide
 
@@ -270,6 +270,7 @@ def judge(request):
                      "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
+            costs_s=dict(costs or {}),
         )
         if state.report is not None:
             state.report.add(record)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # rich and matplotlib load on first use: `import mcis_claims`
 SCHEMA_VERSION = 1
 VERDICTS = ("supported", "refuted", "inconclusive")
 RICH_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
-UNHASHED = ("timing_s", "figure")  # vary between identical runs
+UNHASHED = ("timing_s", "costs_s", "figure")  # vary between identical runs
 RESULTS, SUMMARY, HTML_REPORT, FIGURES = "results.json", "summary.md", "report.html", "figures"
 FOREST = f"{FIGURES}/forest.png"  # every cell's effect and CI; cell figures are <claim>_<model>_L<layer>.png
 
@@ -107,6 +107,7 @@ class CellRecord:
     curve_xlabel: str | None = None  # default: radius / median norm
     reference_lines: dict = field(default_factory=dict)  # label -> y value drawn as a dotted line
     curve_yscale: str | None = None  # "log" | "linear"; default: log for non-negative read-outs
+    costs_s: dict = field(default_factory=dict)  # named parts of the cell's time (kept out of the results hash)
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -137,7 +138,7 @@ class CellRecord:
             "sesoi": self.spec.get("sesoi"), "alpha": self.spec.get("alpha"),
             "spec": self.spec, "details": self.details,
             "curve_ylabel": self.curve_ylabel, "curve_summary": self.curve_summary(),
-            "figure": self.figure, "timing_s": self.timing_s,
+            "figure": self.figure, "timing_s": self.timing_s, "costs_s": self.costs_s,
         })
 
 

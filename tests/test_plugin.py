@@ -56,12 +56,17 @@ def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_pa
 
 
 def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_path):
+    # C3 records how long its optimisation took: that must not reach the hash
+    shutil.copy(CLAIMS / "test_c3_optimized_directions.py", claims_dir.path)
     hashes = []
     for run in ("a", "b"):
         claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(tmp_path / run),
-                             *PLUGIN, "-k", "c1")
-        hashes.append(json.loads((tmp_path / run / "results.json").read_text())["results_hash"])
+                             *PLUGIN, "-k", "c1 or c3")
+        data = json.loads((tmp_path / run / "results.json").read_text())
+        assert {r["claim"] for r in data["records"]} == {"C1", "C3"}
+        hashes.append(data["results_hash"])
     assert hashes[0] == hashes[1]
+    assert set(data["records"][-1]["costs_s"]) == {"cell", "optimisation"}
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ def sigmoid_curves(n, centre, rng):
 
 
 def make_record(claim="C1", verdict="supported", layer=1, effect=1.4, seed=0, timing=0.5, model="smollm2-135m"):
+    """A synthetic cell; `timing` sets both the cell time and a named cost (neither may reach the hash)."""
     rng = np.random.default_rng(seed)
     n = 64
     curves = [CurveSet("isotropic", RADII, sigmoid_curves(n, 1.5, rng)),
@@ -44,7 +45,7 @@ def make_record(claim="C1", verdict="supported", layer=1, effect=1.4, seed=0, ti
         spec={"id": claim, "title": "Synthetic claim", "sesoi": 1.1, "alpha": 0.01, "alternative": "greater"},
         details={"kl_threshold_nats": 0.1, "censored": np.int64(3), "secondary": float("nan"),
                  "radii": RADII, "upper": float("inf")},
-        timing_s=timing, curves=curves,
+        timing_s=timing, curves=curves, costs_s={"optimisation": timing / 2},
     )
 
 
