@@ -524,11 +524,11 @@ def _effect_str(effect: dict) -> str:
 
 
 def _parity_str(parity: dict) -> str:
-    """'3 sites ok, max |dKL| 5.7e-06 nats, max resid error 2.3e-05 of the radius' (or the failing sites)."""
-    checks = [c for c in parity.values() if isinstance(c, dict)]
-    failed = [site for site, c in parity.items() if isinstance(c, dict) and not c.get("ok")]
-    worst_kl = max((c.get("kl_max_abs_err", 0.0) for c in checks), default=0.0)
-    worst_resid = max((c.get("resid_l2_max_rel_err", 0.0) for c in checks), default=0.0)
+    """'3 of 3 sites ok; max |dKL| 5.7e-06 nats, max residual error 2.3e-05 of the radius' (failing sites named)."""
+    checks = {site: c for site, c in parity.items() if isinstance(c, dict)}
+    failed = [site for site, c in checks.items() if not c.get("ok")]
+    worst_kl = max((c.get("kl_max_abs_err", 0.0) for c in checks.values()), default=0.0)
+    worst_resid = max((c.get("resid_l2_max_rel_err", 0.0) for c in checks.values()), default=0.0)
     status = f"{len(checks) - len(failed)} of {len(checks)} sites ok" + (f" (FAILED: {', '.join(failed)})" if failed else "")
     return f"{status}; max |dKL| {worst_kl:.2g} nats, max residual error {worst_resid:.2g} of the radius"
 

@@ -262,3 +262,11 @@ def test_forest_figure_mixes_effect_names_and_survives_missing_numbers(tmp_path)
     png = (tmp_path / "forest.png").read_bytes()
     height = int.from_bytes(png[20:24], "big")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and 1000 < height < 2500  # 40 rows stay readable, not huge
+
+
+def test_summary_names_a_site_that_failed_parity():
+    from mcis_claims.report import _parity_str
+
+    line = _parity_str({"m|1": {"ok": True, "kl_max_abs_err": 5e-6, "resid_l2_max_rel_err": 1e-5},
+                        "m|2": {"ok": False, "kl_max_abs_err": 0.3, "resid_l2_max_rel_err": 2e-5}})
+    assert line == "1 of 2 sites ok (FAILED: m|2); max |dKL| 0.3 nats, max residual error 2e-05 of the radius"
