@@ -6,7 +6,9 @@ perturbed prompt with a hook that overwrites the last position, here both throug
 TransformerLens bridge (`run_with_hooks`) and through a plain HF forward with a
 pre-hook. The speedup is reported against the faster of the two.
 
-    python bench/sweep.py [--prompts 64] [--naive-prompts 4] [--layer 1]
+    python bench/sweep.py [--prompts 64] [--naive-prompts 4] [--layer 1] [--device cpu|cuda] [--model NAME]
+
+On a GPU, give the engine more prompts (e.g. --prompts 1024): 64 x 21 rows do not fill one.
 """
 from __future__ import annotations
 
@@ -20,12 +22,21 @@ from mcis_claims.engine import _hf_blocks, resid_pre
 from mcis_claims.prompts import load_corpus, sample_prompts
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    if device.type == "cuda":
+        size, repeats = 8192, 20
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
@@ -66,10 +77,12 @@ def naive_hf(model, layer, tokens, points):
         handle.remove()
 
 
-def timed(fn, *args):
+def timed(device, fn, *args):
+    synchronize(device)
     started = time.perf_counter()
     with torch.no_grad():
         fn(*args)
+    synchronize(device)
     return time.perf_counter() - started
 
 
@@ -79,10 +92,13 @@ def main():
     parser.add_argument("--naive-prompts", type=int, default=4, help="prompts for each naive loop")
     parser.add_argument("--layer", type=int, default=1)
     parser.add_argument("--radii", type=int, default=21)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:<index> or auto")
+    parser.add_argument("--model", default="smollm2-135m", help="any --models name (default: the embedded model)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    model = load_model("smollm2-135m")
+    model = load_model(args.model, device=args.device)
+    device = model.device
     prompts = sample_prompts(load_corpus("lee"), model.tokenizer, args.prompts, length=10, seed=0)
     tokens = prompts.tokens
     base = resid_pre(model, args.layer, tokens)[:, -1]
@@ -91,12 +107,13 @@ def main():
     radii = torch.linspace(0, 2, args.radii) * base.norm(dim=-1).median()
     points = base[:, None] + radii[None, :, None] * u[:, None]
 
-    peak = matmul_peak_gflops()
+    peak = matmul_peak_gflops(device)
     sweep(model, args.layer, tokens[:2], u[:2], radii)  # warm-up
-    t_engine = timed(sweep, model, args.layer, tokens, u, radii)
+    t_engine = timed(device, sweep, model, args.layer, tokens, u, radii)
     n_naive = min(args.naive_prompts, args.prompts)
-    t_bridge = timed(naive_bridge, model, args.layer, tokens[:n_naive], points[:n_naive])
-    t_hf = timed(naive_hf, model, args.layer, tokens[:n_naive], points[:n_naive])
+    naive_tokens, naive_points = tokens[:n_naive].to(device), points[:n_naive].to(device)
+    t_bridge = timed(device, naive_bridge, model, args.layer, naive_tokens, naive_points)
+    t_hf = timed(device, naive_hf, model, args.layer, naive_tokens, naive_points)
 
     rows_engine = args.prompts * args.radii
     rows_naive = n_naive * args.radii
@@ -104,9 +121,10 @@ def main():
     rate_bridge = rows_naive / t_bridge
     rate_hf = rows_naive / t_hf
     gflops = model.stack.flops_per_row(args.layer) * rows_engine / t_engine / 1e9
-    print(f"workload: {model.name}, layer {args.layer}, 10-token prompts, {args.radii} radii, fp32, "
-          f"{torch.get_num_threads()} threads")
-    print(f"fp32 matmul peak (measured, 2048x2048): {peak:.1f} GFLOPS")
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"cpu, {torch.get_num_threads()} threads")
+    print(f"workload: {model.name}, layer {args.layer}, 10-token prompts, {args.radii} radii, fp32, {where}")
+    print(f"fp32 matmul peak (measured, {'8192' if device.type == 'cuda' else '2048'}^2): {peak:.1f} GFLOPS")
     print(f"engine:            {rows_engine:5d} perturbed prompts in {t_engine:7.2f} s = {rate_engine:8.1f} /s "
           f"({gflops:.1f} GFLOPS, {gflops / peak:.0%} of peak)")
     print(f"naive (TL bridge): {rows_naive:5d} perturbed prompts in {t_bridge:7.2f} s = {rate_bridge:8.1f} /s")

@@ -59,12 +59,12 @@ def mlp_readoff(model, layer):
     """(rows (d_mlp, d), norm: x -> what the MLP sees, folded (d_mlp, d) read-off directions), float64."""
     stack, weights = model.stack, model.stack.layers[layer]
     if model.arch == "gpt2":
-        gain, bias = (t.double() for t in weights["ln2"])
-        rows = weights["w_in"].double()
+        gain, bias = (t.double().cpu() for t in weights["ln2"])
+        rows = weights["w_in"].double().cpu()
         folded = rows * gain
         folded = folded - folded.mean(-1, keepdim=True)  # LayerNorm removes the mean: only the centred part reads
         return rows, lambda x: F.layer_norm(x, (x.shape[-1],), gain, bias, stack.eps), folded
-    gain, rows = weights["norm2"].double(), weights["gate"].double()
+    gain, rows = weights["norm2"].double().cpu(), weights["gate"].double().cpu()
     return rows, lambda x: gain * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + stack.eps), rows * gain
 
 

@@ -64,7 +64,7 @@ class Workspace:
 
     def model(self, name: str) -> LoadedModel:
         if name not in self._models:
-            self._models[name] = load_model(name)
+            self._models[name] = load_model(name, device=self.config.device)
         return self._models[name]
 
     def corpus(self) -> Corpus:

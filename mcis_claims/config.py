@@ -33,6 +33,7 @@ class RunConfig:
     report_dir: str | None = None
     sae: str | None = None  # a SAELens-format SAE directory for C10; None -> the default trained one
     sae_layers: str = "1"  # layers whose default SAEs C10 trains (once, cached) when --sae is not given
+    device: str = "cpu"  # where the models run (cpu, cuda, cuda:<i>, auto); results come back on the CPU
 
     def __post_init__(self):
         if self.n_prompts < 8:

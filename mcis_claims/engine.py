@@ -81,9 +81,10 @@ def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, rad
     radii = _as_float(torch.as_tensor(radii), "radii")
     if radii.dim() != 1 or len(radii) == 0:
         raise InputError(f"radii must be a non-empty 1-D tensor; got shape {tuple(radii.shape)}")
+    directions, radii_here = directions.to(model.device), radii.to(model.device)
 
     def build_points(base):  # base: (n, d) -> (n, K*S, d)
-        pts = base[:, None, None, :] + radii[None, None, :, None] * directions[:, :, None, :]
+        pts = base[:, None, None, :] + radii_here[None, None, :, None] * directions[:, :, None, :]
         return pts.flatten(1, 2)
 
     result = _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress)
@@ -103,6 +104,7 @@ def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor |
     for paths like x + t (b - x) that start at the clean activation.
     `reference` (n, d) replaces the clean activation as the point every read-out is
     compared with, e.g. a Gaussian base g when the points are g + r*u.
+    A callable sees the clean activations on the CPU, wherever the model runs.
     """
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)
@@ -111,10 +113,14 @@ def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor |
         if fixed.dim() != 3 or fixed.shape[0] != tokens.shape[0] or fixed.shape[-1] != model.d_model:
             raise InputError(f"points must be (n, M, d) with n={tokens.shape[0]}, d={model.d_model}; got {tuple(fixed.shape)}")
         points = lambda base: fixed  # noqa: E731
+    else:
+        path = points
+        points = lambda base: torch.as_tensor(path(base.cpu()))  # noqa: E731
     if reference is not None:
         reference = _as_float(reference, "reference")
         if reference.shape != (tokens.shape[0], model.d_model):
             raise InputError(f"reference must be (n, d) = ({tokens.shape[0]}, {model.d_model}); got {tuple(reference.shape)}")
+        reference = reference.to(model.device)
     return _run(model, layer, tokens, points, track_mlp, batch_rows, progress, reference)
 
 
@@ -124,7 +130,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
     hidden = clean_hidden_states(model, tokens)
     # (n, d): the activation every row is compared with; by default the clean one
     base = hidden[layer][:, -1] if reference is None else reference
-    points = build_points(base)
+    points = build_points(base).to(base.device)
     if points.dim() != 3 or points.shape[:1] != base.shape[:1] or points.shape[-1] != base.shape[-1]:
         raise InputError(f"point builder returned shape {tuple(points.shape)}, expected (n, M, d)")
     if not torch.isfinite(points).all():
@@ -153,15 +159,16 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
         for k in outs:
             if row_parts[k]:
                 outs[k].append(torch.cat(row_parts[k], dim=1))
+    resid_l2 = torch.cat(outs["resid_l2"]).cpu()
     return SweepResult(
         layer=layer,
         site=site_name(layer),
-        kl=torch.cat(outs["kl"]),
-        resid_l2=torch.cat(outs["resid_l2"]),
-        final_l2=torch.cat(outs["resid_l2"])[..., -1],
-        top1_changed=torch.cat(outs["top1"]),
-        mlp_flips=torch.cat(outs["flips"]) if track_mlp else None,
-        clean_margin=torch.cat(margins),
+        kl=torch.cat(outs["kl"]).cpu(),
+        resid_l2=resid_l2,
+        final_l2=resid_l2[..., -1],
+        top1_changed=torch.cat(outs["top1"]).cpu(),
+        mlp_flips=torch.cat(outs["flips"]).cpu() if track_mlp else None,
+        clean_margin=torch.cat(margins).cpu(),
     )
 
 
@@ -211,7 +218,7 @@ class _StopForward(Exception):
 
 @torch.no_grad()
 def clean_hidden_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Residual stream entering each block, all positions: hidden[l] is (n, T, d)."""
+    """Residual stream entering each block, all positions: hidden[l] is (n, T, d), on the model's device."""
     tokens = _check_tokens(model, tokens)
     out = model.hf_model(tokens, output_hidden_states=True, use_cache=False)
     return tuple(out.hidden_states[: model.n_layers])
@@ -222,7 +229,7 @@ def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 2
     """`blocks.{layer}.hook_resid_pre` for all positions, (n, T, d), by a partial forward.
 
     The forward stops as soon as block `layer` receives its input, so harvesting
-    activations at an early site costs a fraction of a full forward.
+    activations at an early site costs a fraction of a full forward. Returned on the CPU.
     """
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)
@@ -242,7 +249,7 @@ def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 2
                 pass
     finally:
         handle.remove()
-    return torch.cat(captured)
+    return torch.cat(captured).cpu()
 
 
 def _hf_blocks(hf_model):
@@ -260,6 +267,7 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)
     bridge = model.bridge
+    points = torch.as_tensor(points).to(model.device)
     n, M, _ = points.shape
     later = [f"blocks.{l}.hook_resid_post" for l in range(layer, model.n_layers)]
 
@@ -293,13 +301,13 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
         clean_logits, clean_resid = run(prompt, None)
         clean_logp = torch.log_softmax(clean_logits.double(), -1)
         top2 = clean_logits.topk(2).values
-        margin[i] = top2[0] - top2[1]
+        margin[i] = (top2[0] - top2[1]).cpu()
         for j in range(M):
             logits, res = run(prompt, points[i, j])
             logp = torch.log_softmax(logits.double(), -1)
-            kl[i, j] = (clean_logp.exp() * (clean_logp - logp)).sum().clamp_min(0.0)
-            resid[i, j] = (res - clean_resid).norm(dim=-1)
-            top1[i, j] = logits.argmax() != clean_logits.argmax()
+            kl[i, j] = (clean_logp.exp() * (clean_logp - logp)).sum().clamp_min(0.0).cpu()
+            resid[i, j] = (res - clean_resid).norm(dim=-1).cpu()
+            top1[i, j] = (logits.argmax() != clean_logits.argmax()).cpu()
     return SweepResult(layer=layer, site=site_name(layer), kl=kl, resid_l2=resid, final_l2=resid[..., -1],
                        top1_changed=top1, mlp_flips=None, clean_margin=margin)
 
@@ -313,7 +321,7 @@ def _check_tokens(model, tokens) -> torch.Tensor:
     vocab = model.stack.unembed.shape[0]
     if int(tokens.min()) < 0 or int(tokens.max()) >= vocab:
         raise InputError(f"token ids must lie in [0, {vocab}); got {int(tokens.min())}..{int(tokens.max())}")
-    return tokens.long()
+    return tokens.long().to(model.device)
 
 
 def _as_float(t, what: str) -> torch.Tensor:

@@ -59,6 +59,11 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def device(self) -> torch.device:
+        """Where the weights live; the engine computes there and hands back CPU tensors."""
+        return self.stack.unembed.device
+
+    @property
     def n_layers(self) -> int:
         return self.stack.n_layers
 
@@ -78,6 +83,7 @@ class LoadedModel:
             "n_layers": self.n_layers,
             "d_model": self.d_model,
             "dtype": "float32",
+            "device": str(self.device),
             "prepend_bos": self.prepend_bos,
             "fingerprint_sha256": self.fingerprint,
             "notes": list(self.notes),
@@ -87,36 +93,66 @@ class LoadedModel:
         return f"LoadedModel({self.name!r}, arch={self.arch}, layers={self.n_layers}, d_model={self.d_model})"
 
 
-_LOADED: dict[str, LoadedModel] = {}
+_LOADED: dict[tuple[str, str], LoadedModel] = {}
 
 
-def load_model(name: str, *, reuse: bool = True) -> LoadedModel:
-    """Load a model by name (see module docstring). Loaded once per process unless reuse=False."""
+def load_model(name: str, *, device: str | torch.device | None = None, reuse: bool = True) -> LoadedModel:
+    """Load a model by name (see module docstring). Loaded once per process and device unless reuse=False.
+
+    device  "cpu" (the default), "cuda", "cuda:1", ... or "auto" (CUDA when available). The
+            weights and every sweep computation live there; results come back on the CPU.
+    """
     key = canonical_name(name)
-    if reuse and key in _LOADED:
-        return _LOADED[key]
+    where = resolve_device(device)
+    if reuse and (key, str(where)) in _LOADED:
+        return _LOADED[key, str(where)]
     started = time.perf_counter()
     with _quiet_loading():
         hf_model, tokenizer, source, fingerprint, notes = _load_hf(key)
-    model = wrap_hf_model(key, hf_model, tokenizer, source=source, fingerprint=fingerprint, notes=notes)
+    model = wrap_hf_model(key, hf_model, tokenizer, source=source, fingerprint=fingerprint, notes=notes, device=where)
     model.load_seconds = time.perf_counter() - started
     if reuse:
-        _LOADED[key] = model
+        _LOADED[key, str(where)] = model
     return model
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """"cpu" / None, "cuda[:i]", "auto" -> a torch.device that exists here, or one line saying why not."""
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"unknown device {device!r}: use cpu, cuda, cuda:<index> or auto") from None
+    if where.type == "cpu":
+        return where
+    if where.type != "cuda":
+        raise ModelLoadError(f"device {device!r} is not supported: use cpu, cuda, cuda:<index> or auto")
+    if not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but this torch ({torch.__version__}) sees no CUDA GPU; "
+                             f"use --device cpu")
+    if where.index is not None and where.index >= torch.cuda.device_count():
+        raise ModelLoadError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) here")
+    return where
+
+
 def wrap_hf_model(name: str, hf_model, tokenizer, *, source: str = "in-memory", fingerprint: str | None = None,
-                  notes: list[str] | None = None) -> LoadedModel:
+                  notes: list[str] | None = None, device: str | torch.device | None = None) -> LoadedModel:
     """Make an already-loaded HF causal LM (fp32) usable by the sweep engine and the bridge."""
+    where = resolve_device(device)
     hf_model.eval().requires_grad_(False)
     if not getattr(hf_model.config, "name_or_path", None):
         hf_model.config.name_or_path = name  # the bridge reads it; in-memory models have none
+    fingerprint = fingerprint or _state_fingerprint(hf_model)  # of the weights as loaded, wherever they run
+    hf_model.to(where)
     stack = decode_stack_for(hf_model)  # before the bridge wraps the modules
-    bridge = _boot_bridge(name, hf_model, tokenizer)
+    bridge = _boot_bridge(name, hf_model, tokenizer, where)
     return LoadedModel(
         name=name, source=source, hf_model=hf_model, bridge=bridge, tokenizer=tokenizer, stack=stack,
         prepend_bos=bool(getattr(tokenizer, "add_bos_token", False)),
-        fingerprint=fingerprint or _state_fingerprint(hf_model), load_seconds=0.0, notes=list(notes or []),
+        fingerprint=fingerprint, load_seconds=0.0, notes=list(notes or []),
     )
 
 
@@ -135,9 +171,9 @@ def canonical_name(name: str) -> str:
 def describe(name: str) -> ModelInfo:
     """Layer count and width without loading weights (for pytest collection)."""
     key = canonical_name(name)
-    if key in _LOADED:
-        m = _LOADED[key]
-        return ModelInfo(key, m.n_layers, m.d_model, m.arch)
+    for (loaded_name, _), m in _LOADED.items():
+        if loaded_name == key:
+            return ModelInfo(key, m.n_layers, m.d_model, m.arch)
     config = _config_for(key)
     n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
     d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
@@ -290,13 +326,13 @@ def _tokenizer_for_random(base: str):
         return tokenizer, [f"tokenizer of {base} unavailable offline; used the {EMBEDDED} tokenizer"]
 
 
-def _boot_bridge(key: str, hf_model, tokenizer):
+def _boot_bridge(key: str, hf_model, tokenizer, device: torch.device):
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
         with _quiet_loading():
             return TransformerBridge.boot_transformers(
-                key, hf_model=hf_model, tokenizer=tokenizer, device="cpu", dtype=torch.float32
+                key, hf_model=hf_model, tokenizer=tokenizer, device=str(device), dtype=torch.float32
             )
     except Exception as exc:
         raise ModelLoadError(f"TransformerBridge cannot wrap {key}: {type(exc).__name__}: {_first_line(exc)}") from None
@@ -330,7 +366,7 @@ def _state_fingerprint(hf_model) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(hf_model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 

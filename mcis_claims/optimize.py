@@ -92,7 +92,7 @@ class SensitivityObjective:
         if u.dim() != 3 or u.shape[0] != self.base.shape[0] or u.shape[-1] != self.base.shape[-1]:
             raise InputError(f"directions must be (n, R, d) with n={self.base.shape[0]}, d={self.base.shape[-1]}; "
                              f"got {tuple(u.shape)}")
-        logp = self._logp(self.base[:, None] + self.radius * u)
+        logp = self._logp(self.base[:, None] + self.radius * u.to(self.base.device))
         clean = self.clean_logp
         return (clean.exp() * (clean - logp)).sum(-1).clamp_min(0.0)
 
@@ -123,7 +123,7 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
         init = torch.randn(n, restarts, d, generator=generator)
     elif init.dim() != 3 or init.shape[0] != n or init.shape[-1] != d:
         raise InputError(f"init must be (n, R, d) = ({n}, R, {d}); got {tuple(init.shape)}")
-    u = _unit(init.float())
+    u = _unit(init.float().to(objective.base.device))
     kl, grad = _value_and_grad(objective, u)
     initial = kl.clone()
     angle = torch.full_like(kl, float(lr))
@@ -141,8 +141,8 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
         kl = torch.where(accept, new_kl, kl)
         angle = torch.where(accept, (angle * GROW).clamp_max(MAX_ANGLE), angle * SHRINK)
         trajectory.append(kl.clone())
-    return OptimizedDirections(directions=u.detach(), kl=kl.float(), initial_kl=initial.float(),
-                               trajectory=torch.stack(trajectory).float(), radius=float(radius), steps=steps,
+    return OptimizedDirections(directions=u.detach().cpu(), kl=kl.float().cpu(), initial_kl=initial.float().cpu(),
+                               trajectory=torch.stack(trajectory).float().cpu(), radius=float(radius), steps=steps,
                                lr=float(lr), seconds=time.perf_counter() - started)
 
 

@@ -86,8 +86,8 @@ def check_site(model, layer: int, tokens: torch.Tensor, generator: torch.Generat
     from .engine import clean_hidden_states, sweep_naive, sweep_points
 
     tokens = tokens[:N_PROMPTS]
-    base = clean_hidden_states(model, tokens)[layer][:, -1]  # (n, d) HF hidden state, what the engine perturbs
-    hooked = _bridge_resid_pre(model, layer, tokens)
+    base = clean_hidden_states(model, tokens)[layer][:, -1].cpu()  # (n, d) HF hidden state, what the engine perturbs
+    hooked = _bridge_resid_pre(model, layer, tokens).cpu()
     resid_err = ((hooked - base).norm(dim=-1) / base.norm(dim=-1).clamp_min(1e-12)).max()
 
     direction = torch.randn(base.shape, generator=generator, dtype=torch.float64).float()
@@ -122,5 +122,5 @@ def _bridge_resid_pre(model, layer: int, tokens: torch.Tensor) -> torch.Tensor:
         captured.append(act[:, -1].clone())
         return act
 
-    model.bridge.run_with_hooks(tokens, fwd_hooks=[(site_name(layer), read)])
+    model.bridge.run_with_hooks(tokens.to(model.device), fwd_hooks=[(site_name(layer), read)])
     return captured[0].float()

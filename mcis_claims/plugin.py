@@ -21,7 +21,7 @@ import pytest
 from .cell import ClaimCell, LayerGrid, Workspace
 from .config import PROFILES, RunConfig, make_config
 from .errors import McisError
-from .models import EMBEDDED, describe
+from .models import EMBEDDED, describe, resolve_device
 from .sites import select_layers, site_name
 
 STATE = pytest.StashKey["RunState"]()
@@ -69,6 +69,8 @@ def pytest_addoption(parser):
                     help="judge each cell's verdict against recorded expectations; a changed verdict fails the run")
     group.addoption("--update-baseline", action="store_true", default=False,
                     help="write this run's verdicts to the --baseline file")
+    group.addoption("--device", default=None,
+                    help="where the models run: cpu (default), cuda, cuda:<index> or auto (CUDA when available)")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
 
 
@@ -86,7 +88,9 @@ def pytest_configure(config):
             seed=getattr(opt, "seed", None), corpus=getattr(opt, "corpus", None),
             prompt_length=getattr(opt, "prompt_length", None), report_dir=getattr(opt, "report_dir", None),
             sae=getattr(opt, "sae", None), sae_layers=getattr(opt, "sae_layers", None),
+            device=getattr(opt, "device", None),
         )
+        resolve_device(run.device)  # a missing GPU is a usage error before anything loads
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
     baseline = getattr(opt, "baseline", None)

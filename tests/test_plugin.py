@@ -76,6 +76,7 @@ def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_p
         (["--models", "no such model!"], "*unknown model*"),
         (["--layers", "40"], "*layer 40*has blocks 0-2*"),
         (["--n-prompts", "3"], "*--n-prompts 3*"),
+        (["--device", "tpu"], "*unknown device 'tpu'*"),
     ],
 )
 def test_bad_options_fail_with_one_line(claims_dir, tiny_model_dir, monkeypatch, args, message):
