@@ -81,10 +81,10 @@ def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, rad
     radii = _as_float(torch.as_tensor(radii), "radii")
     if radii.dim() != 1 or len(radii) == 0:
         raise InputError(f"radii must be a non-empty 1-D tensor; got shape {tuple(radii.shape)}")
-    directions, radii_here = directions.to(model.device), radii.to(model.device)
+    directions, radii_on_device = directions.to(model.device), radii.to(model.device)
 
     def build_points(base):  # base: (n, d) -> (n, K*S, d)
-        pts = base[:, None, None, :] + radii_here[None, None, :, None] * directions[:, :, None, :]
+        pts = base[:, None, None, :] + radii_on_device[None, None, :, None] * directions[:, :, None, :]
         return pts.flatten(1, 2)
 
     result = _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress)

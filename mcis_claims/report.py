@@ -534,10 +534,12 @@ def _parity_str(parity: dict) -> str:
 
 
 def _provenance(meta: dict) -> str:
-    """' (sha256 `…`, source …)' from whichever hash and source keys a meta dict has."""
+    """' (sha256 `…`, source …, device …)' from whichever hash, source and device keys a meta dict has."""
     parts = [f"{k} `{v}`" for k, v in meta.items() if "sha256" in k and v]
     if meta.get("source"):
         parts.append(f"source `{meta['source']}`")
+    if meta.get("device"):
+        parts.append(f"device {meta['device']}")
     return f" ({', '.join(parts)})" if parts else ""
 
 

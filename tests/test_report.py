@@ -16,7 +16,7 @@ RADII = np.concatenate([[0.0], np.geomspace(0.02, 4.0, 20)])  # (21,) as the def
 RECORD_FIELDS = {"claim", "model", "layer", "site", "n", "statistic", "effect", "p_value", "p_adjusted", "verdict",
                  "reason", "sesoi", "alpha", "spec", "details", "curve_summary", "figure", "timing_s"}
 META = {"seed": 7, "versions": {"numpy": np.__version__, "torch": "2.13.0"},
-        "models": {"smollm2-135m": {"sha256": "ab" * 32, "source": "embedded GGUF"}},
+        "models": {"smollm2-135m": {"sha256": "ab" * 32, "source": "embedded GGUF", "device": "cuda:0"}},
         "corpus": {"name": "lee", "sha256": "cd" * 32}, "prompts": {"n": 64, "length": 10},
         "config": {"profile": "default", "comparable": True}, "command": "pytest claims/ --seed=7"}
 
@@ -148,7 +148,7 @@ def test_set_adjusted_updates_json_and_redraws(tmp_path):
 
 def test_summary_md_has_provenance_and_every_verdict(report):
     summary = (report.directory / "summary.md").read_text()
-    for text in ("seed** 7", "smollm2-135m", "ab" * 32, "lee", "cd" * 32, "torch 2.13.0", "65.0 s",
+    for text in ("seed** 7", "smollm2-135m", "ab" * 32, "device cuda:0", "lee", "cd" * 32, "torch 2.13.0", "65.0 s",
                  "| C1 |", "**supported**", "| C2 |", "**refuted**", "| C10 |", "**inconclusive**",
                  "(figures/C1_smollm2-135m_L1.png)", "median ratio 1.4 (synthetic)"):
         assert text in summary, text
