@@ -90,7 +90,8 @@ def judge_depth(spec, grid, judge, sweeps_at):
         alpha=spec.alpha, n_resamples=late.config.n_resamples,
         random_state=late.config.cell_seed(spec.id, late.model_name, late.layer, "tost"))
     medians = [float(np.median(np.log(r))) for r in ratios]
-    rho, rho_p = (scipy_stats.spearmanr(grid.layers, medians) if len(grid.layers) > 2 else (float("nan"),) * 2)
+    trend_defined = len(grid.layers) > 2 and np.ptp(medians) > 0  # a flat profile has no rank correlation
+    rho, rho_p = scipy_stats.spearmanr(grid.layers, medians) if trend_defined else (float("nan"),) * 2
     single_layer = len(grid.layers) < 2
     judge(
         estimate,
