@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .errors import InputError
-from .models import EMBEDDED
+from .models import EMBEDDED, resolve_device
 from .prompts import DEFAULT_CORPUS, DEFAULT_LENGTH
 
 
@@ -44,6 +44,7 @@ class RunConfig:
             raise InputError(f"--kl-threshold {self.kl_threshold}: must be positive (nats)")
         if self.prompt_length < 2:
             raise InputError(f"--prompt-length {self.prompt_length}: must be at least 2 tokens")
+        resolve_device(self.device)  # a missing or unknown device fails before anything loads
 
     @property
     def comparable(self) -> bool:

@@ -121,7 +121,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cpu")
     if isinstance(device, str) and device.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         where = torch.device(device)
     except (RuntimeError, TypeError):
@@ -133,7 +133,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} requested but this torch ({torch.__version__}) sees no CUDA GPU; "
                              f"use --device cpu")
-    if where.index is not None and where.index >= torch.cuda.device_count():
+    if where.index is None:
+        return torch.device("cuda", torch.cuda.current_device())  # one spelling per GPU: "cuda" is "cuda:0"
+    if where.index >= torch.cuda.device_count():
         raise ModelLoadError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) here")
     return where
 

@@ -21,7 +21,7 @@ import pytest
 from .cell import ClaimCell, LayerGrid, Workspace
 from .config import PROFILES, RunConfig, make_config
 from .errors import McisError
-from .models import EMBEDDED, describe, resolve_device
+from .models import EMBEDDED, describe
 from .sites import select_layers, site_name
 
 STATE = pytest.StashKey["RunState"]()
@@ -90,7 +90,6 @@ def pytest_configure(config):
             sae=getattr(opt, "sae", None), sae_layers=getattr(opt, "sae_layers", None),
             device=getattr(opt, "device", None),
         )
-        resolve_device(run.device)  # a missing GPU is a usage error before anything loads
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
     baseline = getattr(opt, "baseline", None)
