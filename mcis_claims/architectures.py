@@ -11,20 +11,29 @@ Why not the HF modules? TransformerBridge wraps them with hook points in place,
 which costs Python overhead per call; and an independent implementation makes the
 test against the bridge's own full forward (the naive reference) meaningful.
 
+Any other HF causal LM runs through `HFStack`, the generic path: the model's own
+decoder layers (a copy taken before the bridge wraps them, sharing every weight),
+called for the last position with the prefix keys/values and the per-layer
+arguments that HF's own one-token decoding step passes them.
+
 Every method is differentiable (no `no_grad` inside), so claim C3 can run
 gradient ascent through it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import inspect
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from transformers.activations import ACT2FN
 
-from .errors import ModelLoadError
+from .errors import InputError, ModelLoadError
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")
+SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")  # fast stacks; everything else goes the generic path
+ATTENTION_KINDS = ("full_attention", "sliding_attention")  # `layer_types` the generic path can run
+ALIBI = ("bloom", "mpt", "falcon")  # attention biases shaped (batch * heads, ...), not per row
 
 
 @dataclass
@@ -45,14 +54,16 @@ class DecodeStack:
     """Base class: weights of one model arranged for the one-position forward."""
 
     arch: str
+    path = "fast"  # which engine path runs this model: "fast" (hand-written) or "generic" (HF modules)
     n_layers: int
     d_model: int
     d_mlp: int
     n_heads: int
     head_dim: int
 
-    def build_prefix(self, hidden_states: tuple[torch.Tensor, ...], layer: int) -> Prefix:
-        """K/V of positions 0..T-2 for blocks >= layer, from the clean hidden states."""
+    def build_prefix(self, hidden_states: tuple[torch.Tensor, ...], layer: int,
+                     tokens: torch.Tensor | None = None) -> Prefix:
+        """K/V of positions 0..T-2 for blocks >= layer, from the clean hidden states (the generic path: tokens)."""
         raise NotImplementedError
 
     def block(self, layer: int, h: torch.Tensor, prefix: Prefix) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +155,7 @@ class LlamaStack(DecodeStack):
     def _heads(self, x, n_heads):
         return x.unflatten(-1, (n_heads, self.head_dim))
 
-    def build_prefix(self, hidden_states, layer):
+    def build_prefix(self, hidden_states, layer, tokens=None):
         n, T, _ = hidden_states[0].shape
         positions = torch.arange(T - 1, device=hidden_states[0].device)
         cos, sin = self._cos_sin(hidden_states[0], positions)  # (P, hd)
@@ -228,7 +239,7 @@ class GPT2Stack(DecodeStack):
         q, k, v = _linear(x, w["w_qkv"], w["b_qkv"]).split(self.d_model, dim=-1)
         return (t.unflatten(-1, (self.n_heads, self.head_dim)) for t in (q, k, v))
 
-    def build_prefix(self, hidden_states, layer):
+    def build_prefix(self, hidden_states, layer, tokens=None):
         T = hidden_states[0].shape[1]
         keys, values = [], []
         for l in range(layer, self.n_layers):
@@ -256,13 +267,249 @@ def _bias(linear):
     return None if bias is None else bias.detach()
 
 
-def decode_stack_for(hf_model) -> DecodeStack:
-    """Pick the single-position decoder for a loaded HF causal LM."""
+@dataclass
+class _CallPrefix(Prefix):
+    """The generic path's prefix: K/V as HF caches them (key/value heads, not expanded), plus
+    calls[l - L] = (args, kwargs) that HF's one-token step passed decoder layer l (cache removed)."""
+
+    calls: list = field(default_factory=list)
+
+
+_CACHE = object()  # where a recorded decoder-layer call had HF's cache
+
+
+class _RowCache:
+    """Stands in for HF's cache inside one decoder layer: hands back prefix + the rows' own key/value.
+
+    Nothing is stored, so one prefix serves every chunk of rows; keys are (rows, kv_heads, P, hd).
+    """
+
+    def __init__(self, layer_idx: int, keys: torch.Tensor, values: torch.Tensor):
+        self.layer_idx, self.keys, self.values = layer_idx, keys, values
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if layer_idx != self.layer_idx:
+            raise RuntimeError(f"generic engine path: layer {layer_idx} asked for the cache of layer {self.layer_idx}")
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.keys.shape[-2]
+
+
+class HFStack(DecodeStack):
+    """Any HF causal LM through its own decoder layers: exact wherever HF is, slower per row than a fast stack.
+
+    `build_prefix` runs HF's forward over tokens 0..T-2 with a cache (the prefix K/V), then the
+    last token as one decoding step with pre-hooks recording what each decoder layer receives
+    (rotary cos/sin, mask, positions). `block(l, h, prefix)` calls layer l on all rows at once
+    with those arguments expanded per row and a cache that returns prefix + own K/V. The MLP
+    pre-activation (for sign flips) is read by a hook on the MLP's activation module.
+    """
+
+    path = "generic"
+
+    def __init__(self, hf_model):
+        cfg = hf_model.config
+        self.arch = cfg.model_type
+        _check_generic_support(hf_model)
+        self.n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
+        self.d_model = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd"))
+        self.n_heads = int(getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", 0) or 0)
+        self.head_dim = int(getattr(cfg, "head_dim", None) or (self.d_model // max(1, self.n_heads)))
+        self.window = _sliding_window(cfg)
+        head = hf_model.get_output_embeddings()
+        self.unembed = head.weight.detach()
+        self.unembed_bias = _bias(head)
+        self.d_vocab = self.unembed.shape[0]
+        self.softcap = getattr(cfg, "final_logit_softcapping", None)
+        # A structural copy of the body that shares every parameter and buffer: TransformerBridge
+        # replaces the children of HF's modules in place when it boots, and this path must run HF's code.
+        shared = {id(t): t for t in (*hf_model.parameters(), *hf_model.buffers())}
+        self.body = copy.deepcopy(hf_model.base_model, shared)
+        self.layers = decoder_layers(self.body, self.n_layers)
+        self.final_norm, self.project_out = _final_norm(self.body, self.arch)
+        self.acts = [_activation_module(layer) for layer in self.layers]
+        self.d_mlp = int(getattr(cfg, "intermediate_size", None) or getattr(cfg, "ffn_dim", None)
+                         or getattr(cfg, "n_inner", None) or 4 * self.d_model)
+        params = inspect.signature(self.body.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
+        self._layer_params = sum(p.numel() for p in self.layers[0].parameters())
+
+    def flops_per_row(self, layer):
+        return 2 * self._layer_params * (self.n_layers - layer) + 2 * self.d_model * self.d_vocab
+
+    def build_prefix(self, hidden_states, layer, tokens=None):
+        from transformers.cache_utils import Cache
+
+        if tokens is None:
+            raise InputError(f"{self.arch}: the generic engine path needs the prompt tokens (build_prefix(..., tokens=))")
+        T = tokens.shape[1]
+        if self.window is not None and T > self.window:
+            raise InputError(f"prompts of {T} tokens are longer than {self.arch}'s sliding attention window "
+                             f"({self.window}); use --prompt-length {self.window} or less")
+        with torch.no_grad():
+            out = self.body(input_ids=tokens[:, :-1], use_cache=True)
+            cache = getattr(out, "cache", None) or getattr(out, "past_key_values")
+            keys, values = [], []
+            for l in range(layer, self.n_layers):
+                k, v = _cached_kv(cache, l)
+                if k.shape[-2] != T - 1:
+                    raise InputError(f"{self.arch}: layer {l} cached {k.shape[-2]} of the {T - 1} prefix positions "
+                                     f"(a sliding or chunked attention window); use shorter prompts")
+                keys.append(k)
+                values.append(v)
+            calls = {}
+
+            def record(l, module, args, kwargs):
+                # the cache keeps its place (positional or keyword); block() puts the rows' cache there
+                mark = lambda v: _CACHE if isinstance(v, Cache) else v  # noqa: E731
+                call = (tuple(mark(a) for a in args[1:]),
+                        {k: mark(v) for k, v in kwargs.items() if k != "hidden_states"})
+                if _CACHE not in call[0] and _CACHE not in call[1].values():
+                    raise InputError(f"{self.arch}: decoder layer {l} is called without a cache; "
+                                     f"the generic engine path cannot give it the prefix")
+                calls[l] = call
+
+            hooks = [self.layers[l].register_forward_pre_hook(
+                lambda m, a, kw, l=l: record(l, m, a, kw), with_kwargs=True) for l in range(layer, self.n_layers)]
+            try:
+                self.body(input_ids=tokens[:, -1:], use_cache=True, **{self._cache_arg: cache})
+            finally:
+                for hook in hooks:
+                    hook.remove()
+        return _CallPrefix(layer=layer, keys=keys, values=values, position=T - 1,
+                           calls=[calls[l] for l in range(layer, self.n_layers)])
+
+    def block(self, layer, h, prefix):
+        n, m, d = h.shape
+        i = layer - prefix.layer
+        args, kwargs = prefix.calls[i]
+        args, kwargs = _per_row(args, n, m), _per_row(kwargs, n, m)
+        cache = _RowCache(layer, _per_row(prefix.keys[i], n, m, copy=True), _per_row(prefix.values[i], n, m, copy=True))
+        args = tuple(cache if a is _CACHE else a for a in args)
+        kwargs = {k: cache if v is _CACHE else v for k, v in kwargs.items()}
+        pre = []
+        act = self.acts[layer]
+        handle = act.register_forward_hook(lambda mod, a, out: pre.append(a[0])) if act is not None else None
+        try:
+            out = self.layers[layer](h.reshape(n * m, 1, d), *args, **kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return out.reshape(n, m, d), (pre[0].reshape(n, m, -1) if pre else None)
+
+    def final_residual_to_logits(self, h):
+        x = self.final_norm(h)
+        if self.project_out is not None:
+            x = self.project_out(x)
+        logits = _linear(x, self.unembed, self.unembed_bias)
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
+def _per_row(obj, n: int, m: int, copy: bool = False):
+    """Tensors shaped (n, ...) per prompt -> (n * m, ...) per row; identical prompts share one view."""
+    if isinstance(obj, torch.Tensor):
+        if obj.dim() < 2 or obj.shape[0] != n or m == 1:
+            return obj
+        if copy or not (n == 1 or torch.equal(obj, obj[:1].expand_as(obj))):
+            return obj.repeat_interleave(m, dim=0)
+        return obj[:1].expand(n * m, *obj.shape[1:])  # positions and masks: the same for every prompt
+    if isinstance(obj, tuple):
+        return tuple(_per_row(o, n, m) for o in obj)
+    if isinstance(obj, list):
+        return [_per_row(o, n, m) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _per_row(v, n, m) for k, v in obj.items()}
+    return obj
+
+
+def _cached_kv(cache, layer: int):
+    if hasattr(cache, "layers"):
+        entry = cache.layers[layer]
+        return entry.keys, entry.values
+    return cache.key_cache[layer], cache.value_cache[layer]
+
+
+def _sliding_window(cfg) -> int | None:
+    """The attention window of the model's sliding layers, or None if every layer sees the whole prompt."""
+    window = getattr(cfg, "sliding_window", None)
+    if not window:
+        return None
+    types = getattr(cfg, "layer_types", None)
+    if types is not None:
+        return int(window) if "sliding_attention" in types else None
+    return None if getattr(cfg, "use_sliding_window", True) is False else int(window)
+
+
+def decoder_layers(module, n_layers: int):
+    """The ModuleList of the model's decoder layers: the shallowest one with n_layers entries."""
+    found = [(name.count("."), name, m) for name, m in module.named_modules()
+             if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers]
+    if not found:
+        raise ModelLoadError(f"cannot find {n_layers} decoder layers in {type(module).__name__}")
+    return min(found, key=lambda t: (t[0], t[1]))[2]
+
+
+_FINAL_NORMS = ("norm", "final_layer_norm", "final_layernorm", "ln_f", "norm_f", "final_norm")
+
+
+def _final_norm(body, arch: str):
+    """The body's last norm (and OPT's project_out), found by the names HF models use."""
+    for name, module in body.named_modules():
+        if name.split(".")[-1] in _FINAL_NORMS and name.count(".") <= 1 and module is not None:
+            parent = body.get_submodule(name.rsplit(".", 1)[0]) if "." in name else body
+            return module, getattr(parent, "project_out", None)
+    raise ModelLoadError(f"{arch}: cannot find the final norm of the generic engine path "
+                         f"(looked for {', '.join(_FINAL_NORMS)})")
+
+
+_ACTIVATION_NAMES = ("act_fn", "act", "activation_fn", "activation")
+
+
+def _activation_module(layer):
+    """The MLP's activation module (its input is the pre-activation whose sign flips C5 counts), or None."""
+    found = [(name, m) for name, m in layer.named_modules() if name.split(".")[-1] in _ACTIVATION_NAMES]
+    if len(found) > 1:
+        found = [(name, m) for name, m in found if "mlp" in name] or found[:1]
+    return found[0][1] if found else None
+
+
+def _check_generic_support(hf_model) -> None:
+    """One line for a model the generic path cannot run exactly."""
+    cfg = hf_model.config
+    arch = cfg.model_type
+    if getattr(cfg, "is_encoder_decoder", False):
+        raise ModelLoadError(f"{arch}: encoder-decoder models are not supported; the engine needs a decoder-only causal LM")
+    types = set(getattr(cfg, "layer_types", None) or ())
+    if types - set(ATTENTION_KINDS):
+        raise ModelLoadError(f"{arch}: attention kind {', '.join(sorted(types - set(ATTENTION_KINDS)))} is not "
+                             f"supported by the sweep engine (supported: {', '.join(ATTENTION_KINDS)})")
+    if arch in ALIBI or getattr(cfg, "alibi", False):
+        raise ModelLoadError(f"{arch}: ALiBi attention is not supported by the sweep engine (rotary, learned "
+                             f"or no position embeddings are)")
+    if getattr(cfg, "logits_scaling", None) not in (None, 1, 1.0) or getattr(cfg, "logit_scale", None) not in (None, 1, 1.0):
+        raise ModelLoadError(f"{arch}: scaled output logits are not supported by the sweep engine")
+
+
+def decode_stack_for(hf_model, engine: str = "auto") -> DecodeStack:
+    """Pick the single-position decoder for a loaded HF causal LM: a fast stack if there is one, else generic.
+
+    engine  "auto" (fast where written), "generic" (always HF's modules; to compare the two).
+    """
     model_type = getattr(hf_model.config, "model_type", "?")
-    if model_type in ("llama", "mistral", "qwen2"):
-        return LlamaStack(hf_model)
-    if model_type == "gpt2":
-        return GPT2Stack(hf_model)
-    raise ModelLoadError(
-        f"architecture '{model_type}' is not supported by the sweep engine (supported: {', '.join(SUPPORTED)})"
-    )
+    head = hf_model.get_output_embeddings() if hasattr(hf_model, "get_output_embeddings") else None
+    if head is None or getattr(head, "weight", None) is None:
+        raise ModelLoadError(f"{type(hf_model).__name__} ({model_type}) has no causal LM head; "
+                             f"load it with AutoModelForCausalLM")
+    if engine not in ("auto", "generic"):
+        raise ModelLoadError(f"engine {engine!r}: use auto or generic")
+    if engine == "auto":
+        if model_type in ("llama", "mistral", "qwen2") and not _sliding_window(hf_model.config):
+            return LlamaStack(hf_model)
+        if model_type == "gpt2" and not (getattr(hf_model.config, "scale_attn_by_inverse_layer_idx", False)
+                                         or getattr(hf_model.config, "reorder_and_upcast_attn", False)):
+            return GPT2Stack(hf_model)
+    return HFStack(hf_model)

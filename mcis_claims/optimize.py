@@ -77,7 +77,7 @@ class SensitivityObjective:
         self.radius = float(radius)
         with torch.no_grad():
             hidden = clean_hidden_states(model, tokens)
-            self.prefix = self.stack.build_prefix(hidden, self.layer)
+            self.prefix = self.stack.build_prefix(hidden, self.layer, tokens=tokens)
             self.base = hidden[self.layer][:, -1]  # (n, d)
             self.clean_logp = self._logp(self.base[:, None])  # (n, 1, vocab), float64
 
