@@ -61,6 +61,7 @@ class Workspace:
     _stats: dict = field(default_factory=dict)
     _sweeps: dict = field(default_factory=dict)
     _parity: dict = field(default_factory=dict)
+    toys: dict = field(default_factory=dict)  # C11's toy models: name -> training report (toys.py)
 
     def model(self, name: str) -> LoadedModel:
         if name not in self._models:
@@ -111,7 +112,7 @@ class Workspace:
     def provenance(self) -> dict:
         """Which models, corpus, prompts and site fits this run used (for the report)."""
         return {
-            "models": {name: m.to_meta() for name, m in self._models.items()},
+            "models": {**{name: m.to_meta() for name, m in self._models.items()}, **self.toys},
             "corpus": self._corpus.to_meta() if self._corpus else None,
             "prompts": {name: {**pool.to_meta(), "bases": self.config.n_prompts}
                         for name, pool in self._prompts.items()},

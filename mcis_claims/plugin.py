@@ -234,13 +234,24 @@ def grid(request) -> LayerGrid:
 
 
 @pytest.fixture
+def toys(request):
+    """C11's bench: trains (or loads) toy models and stands in for the cell when `judge` records."""
+    from .toys import ToyBench
+
+    return ToyBench(request.config.stash[STATE].workspace)
+
+
+@pytest.fixture
 def judge(request):
     """judge(estimate, curves=[...], details={...}) -> Decision; fails the test if refuted.
 
     A depth claim (fixture `grid`) is recorded at the grid's latest layer.
     """
     state = request.config.stash[STATE]
-    cell = request.getfixturevalue("cell") if "cell" in request.fixturenames else request.getfixturevalue("grid").late
+    if "toys" in request.fixturenames:  # C11: a design of toy models, not a model x layer cell
+        cell = request.getfixturevalue("toys")
+    else:
+        cell = request.getfixturevalue("cell") if "cell" in request.fixturenames else request.getfixturevalue("grid").late
     marker = request.node.get_closest_marker("claim")
     if marker is None or not marker.args:
         raise pytest.UsageError(f"{request.node.nodeid} uses `judge` but has no @claim(SPEC) marker")
@@ -249,7 +260,7 @@ def judge(request):
 
     def _judge(estimate, *, curves=(), details=None, problem=None, refuted_because=None,
                curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, curve_yscale=None,
-               reference_lines=None, costs=None):
+               reference_lines=None, costs=None, plot=None):
         from .report import CellRecord
         from .verdict import decide
 
@@ -274,6 +285,7 @@ def judge(request):
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
             costs_s=dict(costs or {}),
+            plot=plot,
         )
         if state.report is not None:
             state.report.add(record)

@@ -108,6 +108,7 @@ class CellRecord:
     reference_lines: dict = field(default_factory=dict)  # label -> y value drawn as a dotted line
     curve_yscale: str | None = None  # "log" | "linear"; default: log for non-negative read-outs
     costs_s: dict = field(default_factory=dict)  # named parts of the cell's time (kept out of the results hash)
+    plot: object = None  # callable(record, path) for a claim's own figure (C11, C13); default figures.plot_curves
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -226,13 +227,13 @@ class RunReport:
                           "results are kept in memory and written again at the end of the run", stacklevel=3)
 
     def _draw(self, record: CellRecord) -> None:
-        if not record.curves:
+        if not record.curves and record.plot is None:
             return
         name = self._figure_name(record)
         try:
             from .figures import plot_curves
 
-            plot_curves(record, self._directory / FIGURES / name)
+            (record.plot or plot_curves)(record, self._directory / FIGURES / name)
         except Exception as exc:  # a figure is a nicety: a plotting failure must not lose the verdict
             warnings.warn(f"mcis-claims: no figure for {record.claim} {record.model} {record.site}: "
                           f"{type(exc).__name__}: {exc}", stacklevel=3)
