@@ -8,6 +8,10 @@ pre-hook. The speedup is reported against the faster of the two.
 
     python bench/sweep.py [--prompts 64] [--naive-prompts 4] [--layer 1] [--device cpu|cuda] [--model NAME]
 
+The engine runs the model's own path: a fast hand-written stack where there is one (Llama, GPT-2),
+else the generic path (HF's decoder layers, e.g. gemma3-270m). Where a fast stack exists, the
+generic path is timed too, on the same weights and prompts, so the ratio of the two is measured.
+
 On a GPU, give the engine more prompts (e.g. --prompts 1024): 64 x 21 rows do not fill one.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 
 from mcis_claims import load_model, sweep
 from mcis_claims.engine import _hf_blocks, resid_pre
+from mcis_claims.models import _load_hf, _quiet_loading, canonical_name, wrap_hf_model
 from mcis_claims.prompts import load_corpus, sample_prompts
 
 
@@ -109,6 +114,13 @@ def main():
     peak = matmul_peak_gflops(device, peak_size)
     sweep(model, args.layer, tokens[:2], u[:2], radii)  # warm-up
     t_engine = timed(device, sweep, model, args.layer, tokens, u, radii)
+    t_generic = None
+    if model.stack.path != "generic":  # the same weights through the generic path, for the ratio
+        with _quiet_loading():
+            hf_model, tokenizer, *_ = _load_hf(canonical_name(args.model))
+        generic = wrap_hf_model(model.name, hf_model, tokenizer, device=device, engine="generic")
+        sweep(generic, args.layer, tokens[:2], u[:2], radii)  # warm-up
+        t_generic = timed(device, sweep, generic, args.layer, tokens, u, radii)
     n_naive = min(args.naive_prompts, args.prompts)
     naive_tokens, naive_points = tokens[:n_naive].to(device), points[:n_naive].to(device)
     t_bridge = timed(device, naive_bridge, model, args.layer, naive_tokens, naive_points)
@@ -122,10 +134,15 @@ def main():
     gflops = model.stack.flops_per_row(args.layer) * rows_engine / t_engine / 1e9
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"cpu, {torch.get_num_threads()} threads")
-    print(f"workload: {model.name}, layer {args.layer}, 10-token prompts, {args.radii} radii, fp32, {where}")
+    print(f"workload: {model.name} ({model.arch}), layer {args.layer}, 10-token prompts, {args.radii} radii, fp32, {where}")
     print(f"fp32 matmul peak (measured, {peak_size}^2): {peak:.1f} GFLOPS")
-    print(f"engine:            {rows_engine:5d} perturbed prompts in {t_engine:7.2f} s = {rate_engine:8.1f} /s "
+    path = f"{model.stack.path} path, {type(model.stack).__name__}"
+    print(f"engine ({path}): {rows_engine:5d} perturbed prompts in {t_engine:7.2f} s = {rate_engine:8.1f} /s "
           f"({gflops:.1f} GFLOPS, {gflops / peak:.0%} of peak)")
+    if t_generic is not None:
+        rate_generic = rows_engine / t_generic
+        print(f"engine (generic path, HFStack): {rows_engine:5d} perturbed prompts in {t_generic:7.2f} s = "
+              f"{rate_generic:8.1f} /s; fast / generic = {rate_engine / rate_generic:.2f}x")
     print(f"naive (TL bridge): {rows_naive:5d} perturbed prompts in {t_bridge:7.2f} s = {rate_bridge:8.1f} /s")
     print(f"naive (HF hook):   {rows_naive:5d} perturbed prompts in {t_hf:7.2f} s = {rate_hf:8.1f} /s")
     print(f"speedup vs TL bridge loop: {rate_engine / rate_bridge:.1f}x")

@@ -12,6 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download and verify the embedded model and corpus, convert the model once")
     fetch.add_argument("--no-convert", action="store_true", help="only download and verify the files")
+    fetch.add_argument("--models", default=None,
+                       help="comma-separated embedded models (default: smollm2-135m; also gemma3-270m)")
     comp = sub.add_parser("compare", help="compare two runs cell by cell; exit 1 if any verdict changed",
                           description="Compare the verdicts and effects of two runs, cell by cell. OLD and NEW "
                                       "are each a results.json, a report directory or a baseline file. "
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
-            return _fetch(convert=not args.no_convert)
+            return _fetch(convert=not args.no_convert, models=args.models)
         if args.command == "compare":
             return _compare(args.old, args.new)
         if args.command == "stability":
@@ -51,17 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fetch(convert: bool) -> int:
+def _fetch(convert: bool, models: str | None = None) -> int:
     from . import assets
+    from .errors import InputError
+    from .models import EMBEDDED, EMBEDDED_MODELS, canonical_name, load_model
 
-    for asset in (assets.SMOLLM2_GGUF, assets.LEE_CORPUS):
+    names = [canonical_name(m) for m in (models or EMBEDDED).split(",") if m.strip()]
+    unknown = [m for m in names if m not in EMBEDDED_MODELS]
+    if unknown:
+        raise InputError(f"fetch --models {models}: {', '.join(unknown)} is not embedded; "
+                         f"choose from {', '.join(EMBEDDED_MODELS)}")
+    for asset in [EMBEDDED_MODELS[m] for m in names] + [assets.LEE_CORPUS]:
         path = assets.fetch(asset)
         print(f"{asset.name}: {path} (sha256 {asset.sha256[:12]}… verified)")
     if convert:
-        from .models import EMBEDDED, load_model
-
-        model = load_model(EMBEDDED)
-        print(f"{EMBEDDED}: {model.n_layers} layers, d_model {model.d_model}, loaded in {model.load_seconds:.1f} s")
+        for name in names:
+            model = load_model(name)
+            print(f"{name}: {model.n_layers} layers, d_model {model.d_model}, loaded in {model.load_seconds:.1f} s")
     return 0
 
 

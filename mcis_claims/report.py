@@ -359,6 +359,7 @@ def render_summary(data: dict, *, forest: str | None = None) -> str:
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     lines += ["", " · ".join(f"{n} {v}" for v, n in counts.items()), ""]
+    lines += render_models_matrix(records)
     if forest:
         lines += [f"![effect sizes with {_ci_level(records[0]['effect'])}, every cell]({forest})", ""]
     for r in records:
@@ -592,8 +593,47 @@ finished {esc(str(run.get('finished')))} · results_hash <code>{esc(str(data.get
 <th>verdict</th></tr>
 {chr(10).join(rows)}
 </table>
+{_models_matrix_html(records)}
 {overview}
 {chr(10).join(sections)}
 <details><summary>run metadata</summary><pre>{meta}</pre></details>
 </body></html>
 """
+
+def models_matrix(records) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Claims x models: (model names, [(claim and layer, one "verdict effect [CI]" per model)]).
+
+    One row per (claim, layer) so that models with different depths line up by the grid's layer
+    (the summary lists the layers per model). Empty unless the run has two or more models.
+    """
+    models = list(dict.fromkeys(r["model"] for r in records))
+    if len(models) < 2:
+        return models, []
+    cells: dict[tuple, dict] = {}
+    for r in records:
+        cells.setdefault((r["claim"], r["layer"]), {})[r["model"]] = f"{r['verdict']} {_effect_str(r['effect'])}"
+    rows = [(f"{claim} L{layer}", [cells[claim, layer].get(m, "—") for m in models])
+            for claim, layer in sorted(cells, key=lambda k: (_natural(str(k[0])), k[1]))]
+    return models, rows
+
+
+def render_models_matrix(records) -> list[str]:
+    """The claims x models matrix as Markdown lines (nothing for a one-model run)."""
+    models, rows = models_matrix(records)
+    if not rows:
+        return []
+    lines = ["## Claims × models", "", "| claim | " + " | ".join(models) + " |",
+             "|---|" + "---|" * len(models)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in (label, *cells)) + " |" for label, cells in rows]
+    return lines + [""]
+
+
+def _models_matrix_html(records) -> str:
+    models, rows = models_matrix(records)
+    if not rows:
+        return ""
+    esc = html.escape
+    head = "".join(f"<th>{esc(m)}</th>" for m in models)
+    body = "".join("<tr><td>" + esc(label) + "</td>" + "".join(
+        f"<td class='{esc(c.split(' ', 1)[0])}'>{esc(c)}</td>" for c in cells) + "</tr>" for label, cells in rows)
+    return f"<h2>Claims × models</h2><table><tr><th>claim</th>{head}</tr>{body}</table>"
