@@ -75,8 +75,9 @@ SPEC_B = ClaimSpec(
 )
 
 
-def _ratio(a, b, cell, alternative, seed_tag):
+def _ratio(a, b, cell, alternative, seed_tag, censored_a=None, censored_b=None):
     return stats.paired_log_ratio(a, b, alternative=alternative, confidence_level=SPEC_A.ci_level,
+                                  censored_a=censored_a, censored_b=censored_b,
                                   n_resamples=cell.config.n_resamples,
                                   random_state=cell.config.cell_seed(seed_tag, cell.model_name, cell.layer))
 
@@ -85,7 +86,7 @@ def _ratio(a, b, cell, alternative, seed_tag):
 def test_c10a_synthetic_activations(cell, judge):
     threshold = cell.config.kl_threshold
     m = min(MAX_BASES, len(cell.prompts))
-    chosen, _, origin = sae.cell_saes(cell)
+    chosen, _, origin = sae.cell_saes(cell, need="a")
     cov = directions.cov_random_mixture()
     real = cell.sweep_kind(cov)  # shared with C1; sliced to the first m bases
     u = cell.directions(cov)[:m]
@@ -106,16 +107,18 @@ def test_c10a_synthetic_activations(cell, judge):
 
     estimate = stats.paired_log_ratio(
         r_real, radius["composite"][0], alternative=SPEC_A.alternative, confidence_level=SPEC_A.ci_level,
-        sesoi=SPEC_A.sesoi, n_resamples=cell.config.n_resamples,
+        sesoi=SPEC_A.sesoi, censored_a=c_real, censored_b=radius["composite"][1], documents=cell.documents[:m],
+        n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C10a", cell.model_name, cell.layer))
     curves = {"real base": real.per_base_curve(m), **{f"{name} base": s.per_base_curve(m) for name, s in sweeps.items()}}
+    curve_radii = {"real base": real.radii_rel, **{f"{name} base": s.radii_rel for name, s in sweeps.items()}}
     with np.errstate(divide="ignore", invalid="ignore"):
         shape = {name: {"max_slope_step_median": float(np.median(readouts.max_slope_step(c))),
                         "sharpness_median": float(np.nanmedian(readouts.sharpness(c)))} for name, c in curves.items()}
     recon_pool = chosen(pool.float())
     judge(
         estimate,
-        curves=[CurveSet(name, cell.radii_rel, c) for name, c in curves.items()],
+        curves=[CurveSet(name, curve_radii[name], c) for name, c in curves.items()],
         details={
             "sae": chosen.label, "sae_source": origin, "sae_hook_name": chosen.hook_name,
             "sae_l0_on_pool": float((chosen.encode(pool.float()) > 0).sum(-1).float().mean()),
@@ -123,8 +126,8 @@ def test_c10a_synthetic_activations(cell, judge):
             "n_bases": m, "directions": repr(cov), "kl_threshold_nats": threshold,
             "median_radius": {"real": float(np.median(r_real)),
                               **{name: float(np.median(r)) for name, (r, _) in radius.items()}},
-            "real_over": {name: _ratio(r_real, r, cell, "greater", f"C10a-{name}").to_dict()
-                          for name, (r, _) in radius.items() if name != "composite"},
+            "real_over": {name: _ratio(r_real, r, cell, "greater", f"C10a-{name}", c_real, c).to_dict()
+                          for name, (r, c) in radius.items() if name != "composite"},
             "median_base_norm": {"real": float(bases.norm(dim=-1).median()),
                                  **{name: float(b.norm(dim=-1).median()) for name, b in synthetic.items()}},
             "censored_fraction": {"real": float(c_real.mean()),
@@ -135,7 +138,6 @@ def test_c10a_synthetic_activations(cell, judge):
                              f"composite {composite.fallbacks}, cosine-controlled {structured.fallbacks}",
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        problem=cell.censoring_problem(c_real, radius["composite"][1]),
     )
 
 
@@ -143,7 +145,7 @@ def test_c10a_synthetic_activations(cell, judge):
 def test_c10b_decoder_directions_by_l0(cell, judge):
     threshold = cell.config.kl_threshold
     m = min(MAX_BASES, len(cell.prompts))
-    _, saes, origin = sae.cell_saes(cell)
+    _, saes, origin = sae.cell_saes(cell, need="b")  # one --sae: skipped, no default SAEs trained
     pool = cell.stats.activations
     l0 = [float((s.encode(pool.float()) > 0).sum(-1).float().mean()) for s in saes]
     low, high = saes[int(np.argmin(l0))], saes[int(np.argmax(l0))]
@@ -163,28 +165,28 @@ def test_c10b_decoder_directions_by_l0(cell, judge):
 
     estimate = stats.paired_log_ratio(
         r_low / r_cov, r_high / r_cov, alternative=SPEC_B.alternative, confidence_level=SPEC_B.ci_level,
-        sesoi=SPEC_B.sesoi, n_resamples=cell.config.n_resamples,
+        sesoi=SPEC_B.sesoi, censored_a=c_low, censored_b=c_high,  # r_cov cancels: the ratio is r_low / r_high
+        documents=cell.documents[:m], n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C10b", cell.model_name, cell.layer))
     label = {"low_l0": f"decoder, L0 {min(l0):.0f}", "high_l0": f"decoder, L0 {max(l0):.0f}"}
     judge(
         estimate,
         curves=[CurveSet(label["low_l0"], cell.radii_rel, decoder["low_l0"].per_base_curve(m)),
                 CurveSet(label["high_l0"], cell.radii_rel, decoder["high_l0"].per_base_curve(m)),
-                CurveSet("cov_random_mixture", cell.radii_rel, cov.per_base_curve(m)),
-                CurveSet("real_mixture", cell.radii_rel, mix.per_base_curve(m))],
+                CurveSet("cov_random_mixture", cov.radii_rel, cov.per_base_curve(m)),
+                CurveSet("real_mixture", mix.radii_rel, mix.per_base_curve(m))],
         details={
             "saes": {"low_l0": low.label, "high_l0": high.label}, "sae_source": origin,
             "l0_on_pool": {"low_l0": min(l0), "high_l0": max(l0)}, "n_bases": m, "kl_threshold_nats": threshold,
             "decoder_latents": "unit W_dec rows of latents active on the base, n_directions per base",
             "median_radius": {"low_l0": float(np.median(r_low)), "high_l0": float(np.median(r_high)),
                               "cov_random_mixture": float(np.median(r_cov)), "real_mixture": float(np.median(r_mix))},
-            "decoder_over_cov_random": {tag: _ratio(r, r_cov, cell, "less", f"C10b-cov-{tag}").to_dict()
-                                        for tag, (r, _) in radius.items()},
+            "decoder_over_cov_random": {tag: _ratio(r, r_cov, cell, "less", f"C10b-cov-{tag}", c, c_cov).to_dict()
+                                        for tag, (r, c) in radius.items()},
             "decoder_over_real_mixture": {tag: _ratio(r, r_mix, cell, "less", f"C10b-mix-{tag}").to_dict()
                                           for tag, (r, _) in radius.items()},
             "censored_fraction": {"low_l0": float(c_low.mean()), "high_l0": float(c_high.mean()),
                                   "cov_random_mixture": float(c_cov.mean())},
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        problem=cell.censoring_problem(c_low, c_high, c_cov),
     )

@@ -70,7 +70,7 @@ def test_c12_training_makes_regions(cell, judge):
 
     estimate = stats.paired_log_ratio(
         sharp["trained"], sharp["random init"], alternative=SPEC.alternative, confidence_level=SPEC.ci_level,
-        sesoi=SPEC.sesoi, n_resamples=cell.config.n_resamples,
+        sesoi=SPEC.sesoi, documents=cell.documents, n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer),
     )
     normalised = {k: (v / v[:, -1:]).numpy() for k, v in l2.items()}

@@ -5,10 +5,13 @@ H1  Real activations resist small perturbations more than off-distribution ones:
     the threshold (default 0.1 nats) at a larger radius from a real base than from a
     Gaussian base drawn from N(mu, Sigma) fitted at the site.
 H0  The median radius ratio (real / Gaussian) is at most 1.
-Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts (each base
-    prompt supplies the context, the real activation and its own Gaussian draw).
-Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies above 1.1 and the Bonferroni-adjusted p < 0.01.
+Statistic: exact sign test of the median log radius ratio against log 1.1, paired over base
+    prompts (each base prompt supplies the context, the real activation and its own Gaussian
+    draw). A curve that never reaches the threshold (after the schedule is extended to 16 x
+    the median norm) is a right-censored radius, placed against the claim.
+Effect: median radius ratio, order-statistic interval at 1 - 2 alpha / M (M: the family).
+Supported if the interval lies above 1.1 (equivalently sign-test p_adj <= 0.01); negligible if
+    it lies below 1.1; reversed if below 1.
 Source: the seed thread ("activation plateaus"); Heimersheim & Mendel 2024; Giglemiani et al. 2024.
 """
 import numpy as np
@@ -22,7 +25,7 @@ SPEC = ClaimSpec(
               "before the output changes (KL past the threshold), along the same directions.",
     source="seed thread; Heimersheim & Mendel 2024; Giglemiani et al. 2024",
     null_hypothesis="median radius ratio (real / Gaussian base) <= 1",
-    statistic="Wilcoxon signed-rank on log radius-to-threshold ratio, paired over base prompts",
+    statistic="exact sign test of the median log radius-to-threshold ratio, paired over base prompts",
     effect="median_ratio",
     sesoi=1.1,
     alpha=0.01,
@@ -42,6 +45,7 @@ def test_c1_plateaus(cell, judge):
 
     estimate = stats.paired_log_ratio(
         r_real, r_gauss, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
+        censored_a=censored_real, censored_b=censored_gauss, documents=cell.documents,
         n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer),
     )
@@ -58,5 +62,4 @@ def test_c1_plateaus(cell, judge):
             "censored_fraction_gaussian": float(censored_gauss.mean()),
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        problem=cell.censoring_problem(censored_real, censored_gauss),
     )

@@ -40,11 +40,16 @@ def test_c2_sensitive_directions(cell, judge):
     r_real, r_cov, r_iso = (radius[k][0] for k in ("real_mixture", "cov_random_mixture", "isotropic"))
     seed = cell.config.cell_seed("C2", cell.model_name, cell.layer)
 
+    censored = {name: c for name, (_, c) in radius.items()}
     estimate = stats.paired_log_ratio(r_real, r_cov, alternative=SPEC.alternative,
                                       confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
-        n_resamples=cell.config.n_resamples, random_state=seed)
-    versus_isotropic = stats.paired_log_ratio(r_real, r_iso, alternative="less",
-                                              confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples, random_state=seed)
+                                      censored_a=censored["real_mixture"], censored_b=censored["cov_random_mixture"],
+                                      documents=cell.documents, n_resamples=cell.config.n_resamples,
+                                      random_state=seed)
+    versus_isotropic = stats.paired_log_ratio(r_real, r_iso, alternative="less", confidence_level=SPEC.ci_level,
+                                              censored_a=censored["real_mixture"], censored_b=censored["isotropic"],
+                                              documents=cell.documents, n_resamples=cell.config.n_resamples,
+                                              random_state=seed)
     judge(
         estimate,
         curves=[CurveSet(name, s.radii_rel, s.per_base_curve()) for name, s in sweeps.items()],
@@ -55,5 +60,4 @@ def test_c2_sensitive_directions(cell, judge):
             "real_mixture_vs_isotropic": versus_isotropic.to_dict(),
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        problem=cell.censoring_problem(*(c for _, c in radius.values())),
     )

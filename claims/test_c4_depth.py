@@ -13,13 +13,15 @@ as the ratio of the radius at which KL first exceeds the threshold, paired over 
 H1  A gap present at the earliest layer of the grid is gone at the latest: the median radius
     ratio at the late layer lies within (1/1.2, 1.2).
 H0  The late-layer ratio lies outside that margin (TOST), or there is no gap early.
-Statistic: early: two-sided Wilcoxon signed-rank on the log ratio (the gap must exist:
-    p < alpha and the CI excludes 1, else the claim is refuted); late: TOST of two one-sided
-    Wilcoxon tests with margin ratio 1.2, chosen in advance as the SESOI of C1/C2 (1.1, 0.9)
-    widened to allow for a smaller remaining effect. Trend: Spearman rho of the per-layer
-    median log ratio against depth, in details.
-Effect: median ratio at the late layer, 98% (1 - 2 alpha) BCa CI.
-Supported if the CI lies inside the margin and the adjusted TOST p < 0.01.
+Statistic: precondition early: the order-statistic interval of the median log ratio, at the
+    family-adjusted level, lies wholly outside the margin (a gap inside the margin early cannot
+    "disappear"; else the claim is negligible, with the early numbers); late: TOST of two
+    one-sided exact sign tests of the median, margin ratio 1.2, chosen in advance as the SESOI
+    of C1/C2 (1.1, 0.9) widened to allow for a smaller remaining effect. Censored radii are
+    bounds, placed against the claim. Trend: Spearman rho of the per-layer median log ratio
+    against depth, in details (descriptive).
+Effect: median ratio at the late layer, order-statistic interval at 1 - 2 alpha / M.
+Supported if the interval lies inside the margin; reversed ("still there") if wholly outside.
 Source: the seed thread (layer 12 vs layer 2); Lee & Heimersheim 2024 for the corrected gaps.
 """
 import numpy as np
@@ -29,8 +31,8 @@ from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
 
 MARGIN = 0.2  # late-layer ratio within (1/1.2, 1.2)
 COMMON = dict(null_hypothesis="the late-layer median radius ratio lies outside (1/1.2, 1.2), or no gap early",
-              statistic="early: two-sided Wilcoxon on log radius ratio; late: TOST (two one-sided Wilcoxon), "
-                        "margin ratio 1.2; paired over base prompts",
+              statistic="early: median log radius ratio wholly outside the margin; late: TOST (two one-sided "
+                        "exact sign tests of the median), margin ratio 1.2; paired over base prompts",
               effect="median_ratio", sesoi=MARGIN, alpha=0.01, kind="equivalence")
 
 SPEC = ClaimSpec(
@@ -70,25 +72,29 @@ def test_c4c_direction_gap(grid, judge):
 def judge_depth(spec, grid, judge, sweeps_at):
     """Per-layer radius ratios, an existence test early, TOST late, the trend and the figure."""
     threshold = grid.early.config.kl_threshold
-    ratios, per_layer = [], {}
+    level = 1 - 2 * spec.alpha / judge.family  # the verdict's own level, for the early precondition too
+    ratios, per_layer, radii = [], {}, {}
     for cell in grid.cells:
         a, b = sweeps_at(cell)
-        ratio = a.per_base_radius(threshold)[0] / b.per_base_radius(threshold)[0]
-        ratios.append(ratio)
+        (r_a, c_a), (r_b, c_b) = a.per_base_radius(threshold), b.per_base_radius(threshold)
+        radii[cell.layer] = (r_a, r_b, c_a, c_b)
+        ratios.append(r_a / r_b)
         seed = cell.config.cell_seed(spec.id, cell.model_name, cell.layer)
-        gap = stats.paired_log_ratio(a.per_base_radius(threshold)[0], b.per_base_radius(threshold)[0],
-                                     alternative="two-sided", confidence_level=spec.ci_level,
+        gap = stats.paired_log_ratio(r_a, r_b, alternative="two-sided", confidence_level=level,
+                                     censored_a=c_a, censored_b=c_b, documents=cell.documents,
                                      n_resamples=cell.config.n_resamples, random_state=seed)
-        per_layer[cell.layer] = {"median_ratio": gap.value, "ci": list(gap.confidence_interval), "p": gap.pvalue,
-                                 "kinds": [a.kind, b.kind]}
+        per_layer[cell.layer] = {"median_ratio": gap.value, "ci": list(gap.confidence_interval), "ci_level": level,
+                                 "censored_fraction": gap.sample.censored, "kinds": [a.kind, b.kind]}
     early, late = grid.early, grid.late
     early_gap = per_layer[early.layer]
-    gap_early = early_gap["p"] < spec.alpha and not (early_gap["ci"][0] <= 1 <= early_gap["ci"][1])
-    a_late, b_late = sweeps_at(late)
+    low_margin, high_margin = 1 / (1 + spec.sesoi), 1 + spec.sesoi
+    gap_early = early_gap["ci"][0] > high_margin or early_gap["ci"][1] < low_margin
+    r_a, r_b, c_a, c_b = radii[late.layer]
     estimate = stats.equivalence_log_ratio(
-        a_late.per_base_radius(threshold)[0], b_late.per_base_radius(threshold)[0], margin=spec.sesoi,
-        alpha=spec.alpha, n_resamples=late.config.n_resamples,
+        r_a, r_b, margin=spec.sesoi, alpha=spec.alpha, censored_a=c_a, censored_b=c_b, documents=late.documents,
+        n_resamples=late.config.n_resamples,
         random_state=late.config.cell_seed(spec.id, late.model_name, late.layer, "tost"))
+    a_late, b_late = sweeps_at(late)
     medians = [float(np.median(np.log(r))) for r in ratios]
     trend_defined = len(grid.layers) > 2 and np.ptp(medians) > 0  # a flat profile has no rank correlation
     rho, rho_p = scipy_stats.spearmanr(grid.layers, medians) if trend_defined else (float("nan"),) * 2
@@ -107,6 +113,7 @@ def judge_depth(spec, grid, judge, sweeps_at):
         problem="the depth claim needs at least two layers; pass --layers with an early and a late layer"
         if single_layer else None,
         refuted_because=None if gap_early or single_layer else
-        f"no gap at the early layer {early.layer} to disappear: median ratio {early_gap['median_ratio']:.3g} "
-        f"[{early_gap['ci'][0]:.3g}, {early_gap['ci'][1]:.3g}], p={early_gap['p']:.2g}",
+        ("negligible", f"no gap beyond the margin ({low_margin:.3g}, {high_margin:.3g}) at the early layer "
+                       f"{early.layer} to disappear: median ratio {early_gap['median_ratio']:.3g}, "
+                       f"{100 * level:.4g}% CI [{early_gap['ci'][0]:.3g}, {early_gap['ci'][1]:.3g}]"),
     )

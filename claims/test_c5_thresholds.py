@@ -67,12 +67,13 @@ def test_c5_thresholds(cell, judge):
         problem = (f"median KL reaches {threshold} nats at the first nonzero radius {cell.radii_rel[1]:g} x median norm "
                    "for one kind: no radius inside the plateau to compare flips at. Try a smaller --kl-threshold")
         index = 1
-    radius = float(cell.radii_rel[index])
+    radius = float(real_other.radii_rel[index])  # the schedule's radii first (a censored sweep has more after)
     a = 1.0 + flips["real_other"][:, :, index].mean(1)  # (n,)
     b = 1.0 + flips["cov_random"][:, :, index].mean(1)
     seed = cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer)
     estimate = stats.paired_log_ratio(a, b, alternative=SPEC.alternative, confidence_level=SPEC.ci_level,
-                                      sesoi=SPEC.sesoi, n_resamples=cell.config.n_resamples, random_state=seed)
+                                      sesoi=SPEC.sesoi, documents=cell.documents, n_resamples=cell.config.n_resamples,
+                                      random_state=seed)
 
     # Secondary: do KL and flips jump together along the real-other sweep? (n, S) median curves per base.
     kl_curve = real_other.per_base_curve()
@@ -97,8 +98,8 @@ def test_c5_thresholds(cell, judge):
             "fixed_radius_rule": "largest grid radius where the median KL over bases of both kinds is below "
                                  "the threshold (chosen on KL, not flips)",
             "fixed_radius": radius,
-            "plateau_end_radius": {"real_other": float(cell.radii_rel[max(ends[0], 0)]),
-                                   "cov_random": float(cell.radii_rel[max(ends[1], 0)])},
+            "plateau_end_radius": {"real_other": float(real_other.radii_rel[max(ends[0], 0)]),
+                                   "cov_random": float(random.radii_rel[max(ends[1], 0)])},
             "median_flips_at_radius": {"real_other": float(np.median(a - 1)), "cov_random": float(np.median(b - 1))},
             "mlp_units_in_later_blocks": int(n_units),
             "median_flipped_fraction_at_radius": {"real_other": float(np.median(a - 1)) / n_units,

@@ -54,6 +54,8 @@ def test_c6_story0_margin(cell, judge):
     def ratio(mask, alternative, sesoi):
         return stats.paired_log_ratio(r_real[mask], r_gauss[mask], alternative=alternative,
                                       confidence_level=SPEC.ci_level, sesoi=sesoi,
+                                      censored_a=censored_real[mask], censored_b=censored_gauss[mask],
+                                      documents=cell.documents[mask],
                                       n_resamples=cell.config.n_resamples, random_state=seed)
 
     estimate = ratio(low, SPEC.alternative, SPEC.sesoi)
@@ -83,5 +85,4 @@ def test_c6_story0_margin(cell, judge):
                                            "high": float(censored_gauss[high].mean())},
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        problem=cell.censoring_problem(censored_real[low], censored_gauss[low]),
     )

@@ -59,7 +59,7 @@ def test_c8_story2_damping(cell, judge):
 
     def ratio(a, alternative, sesoi):
         return stats.paired_log_ratio(final[a], final["cov_random_mixture"], alternative=alternative,
-                                      confidence_level=SPEC.ci_level, sesoi=sesoi,
+                                      confidence_level=SPEC.ci_level, sesoi=sesoi, documents=cell.documents,
                                       n_resamples=cell.config.n_resamples, random_state=seed)
 
     estimate = ratio("real_other", SPEC.alternative, SPEC.sesoi)

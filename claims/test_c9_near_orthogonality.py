@@ -47,7 +47,8 @@ SPEC = ClaimSpec(
               "perturbation along the unit's read-off direction does.",
     source="seed thread (correct behaviour + linear representations)",
     null_hypothesis="median of (RMS |Δ| random / |Δ| aligned) * sqrt(d) lies outside (1/1.5, 1.5)",
-    statistic="TOST (two one-sided Wilcoxon signed-rank) on log(ratio * sqrt(d)), margin log(1.5), over base prompts",
+    statistic="TOST (two one-sided exact sign tests of the median) on log(ratio * sqrt(d)), margin log(1.5), "
+              "over base prompts",
     effect="median_ratio",
     sesoi=MARGIN,
     alpha=0.01,
@@ -96,7 +97,8 @@ def test_c9_near_orthogonality(cell, judge):
     scaled = ratio[:, at] * math.sqrt(d)  # (n,) ~1 if near-orthogonal as the maths says
 
     estimate = stats.equivalence_log_ratio(
-        scaled, np.ones_like(scaled), margin=MARGIN, alpha=SPEC.alpha, n_resamples=cell.config.n_resamples,
+        scaled, np.ones_like(scaled), margin=MARGIN, alpha=SPEC.alpha, documents=cell.documents,
+        n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer),
     )
     judge(

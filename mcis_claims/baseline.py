@@ -40,6 +40,7 @@ BASELINE_KIND = "mcis-claims-baseline"
 STATUSES = ("changed", "drift", "new", "missing", "same")
 Status = Literal["same", "changed", "drift", "new", "missing"]
 Key = tuple[str, str, int]
+LEGACY_REFUTED = ("negligible", "reversed", "refuted")  # what an old baseline's `refuted` now reads as
 
 # Versions that cannot move a number; the rest (torch, numpy, scipy, transformers, ...) warn when they differ.
 _IGNORED_VERSIONS = frozenset({"platform", "git_sha", "torch_threads", "rich", "pytest", "hypothesis", "matplotlib"})
@@ -81,6 +82,17 @@ class Expectation:
 
     def effect_str(self) -> str:
         return f"{self.effect_name} {_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]"
+
+    @property
+    def legacy(self) -> bool:
+        """Recorded under the old three-word rule, whose `refuted` lumped negligible and reversed."""
+        return self.verdict == "refuted"
+
+    def matches(self, verdict: str) -> bool:
+        """Does a new verdict agree? An old `refuted` matches either `negligible` or `reversed`."""
+        if self.legacy:
+            return verdict in LEGACY_REFUTED
+        return verdict == self.verdict
 
 
 @dataclass(frozen=True)
@@ -321,8 +333,11 @@ def check_against_baseline(records: list, run_meta: dict, path, *, update: bool 
 
 def _judge(key: Key, old: Expectation, new: Expectation) -> Comparison:
     both = f"({old.effect_str()} -> {new.effect_str()})"
-    if old.verdict != new.verdict:
+    if not old.matches(new.verdict):
         return Comparison(key, "changed", f"{_cell(key)}: verdict {old.verdict} -> {new.verdict} {both}", old, new)
+    if old.legacy:
+        return Comparison(key, "drift", f"{_cell(key)}: baseline says refuted (the old rule), now {new.verdict}; "
+                                        f"re-record the baseline (--update-baseline) {both}", old, new)
     if old.effect_name != new.effect_name:
         return Comparison(key, "drift", f"{_cell(key)}: verdict {new.verdict} unchanged, but the effect is now "
                                         f"{new.effect_name}, not {old.effect_name}; not comparable {both}", old, new)

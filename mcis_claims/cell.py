@@ -20,7 +20,11 @@ from .config import RunConfig
 from .models import LoadedModel, load_model
 from .parity import ParityCheck, check_site
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
-from .readouts import Crossing, radius_at_threshold
+from .readouts import Crossing, median_crossing, radius_at_threshold
+
+# A curve still below the KL threshold at the schedule's end is swept further, up to this many
+# median norms, before it is called censored (far past it a perturbation is a different activation).
+MAX_RADIUS = 16.0
 from .sites import site_name
 from .engine import SweepResult, reshape_result, sweep, sweep_points
 
@@ -39,14 +43,36 @@ class KindSweep:
         return radius_at_threshold(self.kl[:first], self.radii_rel, threshold)
 
     def per_base_radius(self, threshold: float, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Median crossing radius over the K directions of each base, and per-base censored fraction
-        (of the first `first` bases only, when a claim pairs this sweep with one on a subset)."""
-        crossing = self.crossing(threshold, first)
-        return np.median(crossing.radius, axis=1), crossing.censored.mean(axis=1)
+        """Per base: the median crossing radius over its K directions, and whether that median is censored.
+
+        Of the first `first` bases only, when a claim pairs this sweep with one on a subset.
+        -> (radius, censored): radius (n,) is exact where censored is False; where True, the
+        median lands on curves that never crossed, so the radius is only a lower bound (pass
+        it to `stats.paired_log_ratio(..., censored_a=censored)`).
+        """
+        return median_crossing(self.crossing(threshold, first))
 
     def per_base_curve(self, first: int | None = None) -> np.ndarray:
         """(n, S) median KL over the K directions of each base, for figures."""
         return self.kl[:first].median(dim=1).values.numpy()
+
+
+def extension_radii(largest: float) -> np.ndarray:
+    """Radii past the schedule's end, a factor sqrt(2) apart, up to MAX_RADIUS x the median norm."""
+    if largest >= MAX_RADIUS:
+        return np.empty(0)
+    steps = int(np.ceil(2 * np.log2(MAX_RADIUS / largest) - 1e-9))
+    return np.minimum(largest * np.sqrt(2.0) ** np.arange(1, steps + 1), MAX_RADIUS)
+
+
+def _concat_radii(a: SweepResult, b: SweepResult) -> SweepResult:
+    """Read-outs (n, K, S, ...) of two radius schedules, joined along the radius axis."""
+    def join(x, y):
+        return None if x is None else torch.cat([x, y], dim=2)
+
+    return SweepResult(layer=a.layer, site=a.site, kl=join(a.kl, b.kl), resid_l2=join(a.resid_l2, b.resid_l2),
+                       final_l2=join(a.final_l2, b.final_l2), top1_changed=join(a.top1_changed, b.top1_changed),
+                       mlp_flips=join(a.mlp_flips, b.mlp_flips), clean_margin=a.clean_margin, radii=None)
 
 
 @dataclass
@@ -81,6 +107,8 @@ class Workspace:
             self._prompts[name] = sample_prompts(
                 self.corpus(), model.tokenizer, cfg.n_prompts + cfg.n_fit, length=cfg.prompt_length,
                 seed=cfg.cell_seed("prompts"), prepend_bos=model.prepend_bos,
+                requested_as=f"--n-prompts {cfg.n_prompts} + --n-fit {cfg.n_fit}",
+                one_per_document=cfg.n_prompts,  # bases from distinct documents: independent units
             )
         return self._prompts[name]
 
@@ -199,34 +227,38 @@ class ClaimCell:
         return self.workspace.cached(key, lambda: self._sweep_kind(kind, base))
 
     def _sweep_kind(self, kind, base) -> KindSweep:
+        """The schedule's sweep; where a curve has not reached --kl-threshold by its end, the
+        whole kind is swept on at `extension_radii` (so censoring is what is left at MAX_RADIUS)."""
         started = time.perf_counter()
         u = self.directions(kind)
-        radii = self.radii_abs
-        label = f"{self.model_name} {self.site} {kind!r} ({base} bases)"
+        radii_rel = self.radii_rel
+        result = self._sweep_radii(kind, base, u, radii_rel)
+        if bool((result.kl.amax(dim=-1) < self.config.kl_threshold).any()):
+            more = extension_radii(float(radii_rel[-1]))
+            if more.size:
+                result = _concat_radii(result, self._sweep_radii(kind, base, u, more, extension=True))
+                radii_rel = np.concatenate([radii_rel, more])
+        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base"), kl=result.kl,
+                         radii_rel=radii_rel, result=result, seconds=time.perf_counter() - started)
+
+    def _sweep_radii(self, kind, base, u, radii_rel, extension: bool = False) -> SweepResult:
+        radii = torch.tensor(radii_rel * self.stats.median_norm, dtype=torch.float32)
+        label = f"{self.model_name} {self.site} {kind!r} ({base} bases{', extended radii' if extension else ''})"
         n, K, S = u.shape[0], u.shape[1], len(radii)
         with self._progress(label, n * K * S) as advance:
             if base == "real":
-                result = sweep(self.model, self.layer, self.prompts.tokens, u, radii, track_mlp=True,
-                               progress=advance)
-                kl = result.kl
-            else:
-                g = self.gaussian_bases()
-                points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
-                result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
-                                      track_mlp=True, progress=advance)
-                result = reshape_result(result, (K, S))
-                kl = result.kl
-        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base"), kl=kl,
-                         radii_rel=self.radii_rel, result=result, seconds=time.perf_counter() - started)
+                return sweep(self.model, self.layer, self.prompts.tokens, u, radii, track_mlp=True,
+                             progress=advance)
+            g = self.gaussian_bases()
+            points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
+            result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
+                                  track_mlp=True, progress=advance)
+            return reshape_result(result, (K, S))
 
-    def censoring_problem(self, *censored: np.ndarray, limit: float = 0.5) -> str | None:
-        """A health check, not a crash: too many curves never reached the threshold."""
-        worst = max(float(np.mean(c)) for c in censored)
-        if worst <= limit:
-            return None
-        return (f"KL never reached {self.config.kl_threshold} nats within radius {self.radii_rel[-1]:g} x median norm "
-                f"for {worst:.0%} of curves; the radius ratio is then mostly censoring. "
-                f"Try a smaller --kl-threshold")
+    @property
+    def documents(self) -> np.ndarray:
+        """(n,) the corpus document of each base prompt (bases share one only when n exceeds the documents)."""
+        return self.prompts.document
 
     def _progress(self, label: str, total: int):
         if self.workspace.progress is None:

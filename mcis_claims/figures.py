@@ -17,7 +17,8 @@ from .errors import InputError
 from .report import (VERDICTS, CellRecord, _atomic_write, _ci_level, _effect_str, _finite, _fmt, _fmt_p,
                      _record_order)
 
-PLOT_COLOR = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#b08800"}
+PLOT_COLOR = {"supported": "#1a7f37", "negligible": "#cf222e", "reversed": "#8250df", "refuted": "#cf222e",
+              "inconclusive": "#b08800"}
 LOG_FLOOR = 1e-6  # read-outs below this are drawn at it on a log axis (KL of exactly 0 is common)
 
 # One colour per direction kind in every figure, so figures compare at a glance.

@@ -3,10 +3,14 @@
 A claim test asks for the `cell` fixture (one model at one site) and the `judge`
 fixture, and is marked with `@claim(SPEC)`. The plugin parametrizes such tests over
 `--models` x `--layers`, gives every cell the shared workspace (models loaded once,
-prompts sampled once, sweeps cached), and turns each judged estimate into a verdict:
-`supported` passes, `refuted` fails with the effect size in the message, and
-`inconclusive` passes under its own status letter `I`. At the end of the run the
-terminal shows a table of verdicts and the report directory.
+prompts sampled once, sweeps cached), and turns each judged estimate into a verdict
+(`verdict.decide`): `supported` passes, `negligible` and `reversed` fail with the effect
+size in the message, and `inconclusive` passes under its own status letter `I`.
+
+The multiplicity family is fixed when the grid is collected, before `-k`/`-m` choose what
+runs of it (or taken from the baseline), so running one cell alone judges it exactly as
+the whole grid would. At the end of the run the terminal shows a table of verdicts and
+the report directory.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import pytest
 
 from .cell import ClaimCell, LayerGrid, Workspace
 from .config import PROFILES, RunConfig, make_config
-from .errors import McisError
+from .errors import EXIT_INPUT_ERROR, McisError
 from .models import EMBEDDED, describe
 from .sites import select_layers, site_name
 
@@ -34,7 +38,8 @@ class RunState:
     workspace: Workspace
     started: float = field(default_factory=time.time)
     report: object = None
-    n_cells: int = 0
+    n_cells: int = 0  # claim cells that run (after -k/-m)
+    family: int = 0  # claim cells collected (before -k/-m), or the baseline's family
     usage_error: str | None = None
     directory: object = None  # the finalized report directory
     baseline: object = None  # BaselineReport, when --baseline was given
@@ -43,6 +48,12 @@ class RunState:
     # a run judged against a baseline is a subset of the baseline's grid: its multiplicity family
     baseline_family: int = 0
     records: list = field(default_factory=list)
+    # for an honest report of a run that stops early: which claim cells were judged, and why others were not
+    cell_ids: list = field(default_factory=list)  # node ids of the claim cells that were to run
+    judged: set = field(default_factory=set)  # node ids that reached judge()
+    finished: set = field(default_factory=set)  # node ids whose test protocol ran to its end (skips included)
+    cell_errors: dict = field(default_factory=dict)  # node id -> one line, for cells that errored
+    input_error: str | None = None  # the McisError that stopped the run (exit EXIT_INPUT_ERROR)
 
 
 def pytest_addoption(parser):
@@ -132,16 +143,27 @@ def pytest_generate_tests(metafunc):
         try:
             info = describe(name)
             layers = select_layers(state.config.layers, info.n_layers, info.name)
+            if info.max_positions is not None and state.config.prompt_length > info.max_positions:
+                from .errors import InputError
+
+                raise InputError(f"--prompt-length {state.config.prompt_length}: {info.name} takes at most "
+                                 f"{info.max_positions} positions; use --prompt-length {info.max_positions} or less")
         except McisError as exc:
             state.usage_error = str(exc)  # raised once collection ends, as one line, not per module
             return
         cell_layers = layers
         if spec is not None and spec.needs_sae:
             try:
-                cell_layers = [layer for layer in layers if layer in sae_layers(state.config, info.n_layers, info.name)]
+                cell_layers = sae_cell_layers(state.config, layers, info.n_layers, info.name,
+                                              explicit=metafunc.config.getoption("sae_layers") is not None)
             except McisError as exc:
                 state.usage_error = str(exc)
                 return
+            if not cell_layers:  # the default --sae-layers is not in this grid: say so, do not vanish
+                cells.append(pytest.param(None, id=f"{info.name}-no-sae-layer", marks=pytest.mark.skip(
+                    reason=f"{spec.id} runs where an SAE is: --sae-layers {state.config.sae_layers} (the default) is "
+                           f"not among --layers {','.join(map(str, layers))}; add --sae-layers "
+                           f"{layers[0]} (trains SAEs there once) or pass --sae DIR")))
         cells += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in cell_layers]
         grids.append(pytest.param((info.name, tuple(layers)), id=f"{info.name}-layers-{'-'.join(map(str, layers))}"))
     if wants_cell:
@@ -150,24 +172,50 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("grid", grids, indirect=True)
 
 
-def sae_layers(config, n_layers: int, model: str) -> set[int]:
-    """Where SAE claims can run: the hook layer of each --sae SAE (any layer if one names no hook),
-    else the --sae-layers selection, where the default SAEs are trained once and cached."""
-    if not config.sae:
-        return set(select_layers(config.sae_layers, n_layers, model))
-    from .sae import read_hook_layer
+def sae_cell_layers(config, layers: list[int], n_layers: int, model: str, *, explicit: bool) -> list[int]:
+    """The grid's layers where SAE claims run; one line where the SAEs asked for cannot run on this grid.
 
-    layers = set()
-    for path in (p.strip() for p in config.sae.split(",") if p.strip()):
-        layer = read_hook_layer(path)
-        layers |= set(range(n_layers)) if layer is None else {layer}
-    return layers
+    Every --sae SAE is used at every C10 cell, so they must read one layer, and that layer must
+    be in --layers (no silent "empty parameter set"). Without --sae, an explicit --sae-layers
+    that misses the grid is an error too; the default one leaves a skipped cell with the reason.
+    """
+    from .errors import InputError
+
+    if config.sae:
+        from .sae import read_hook_layer
+
+        paths = [p.strip() for p in config.sae.split(",") if p.strip()]
+        named = {path: layer for path in paths if (layer := read_hook_layer(path)) is not None}
+        if len(set(named.values())) > 1:
+            listed = ", ".join(f"{path} reads layer {layer}" for path, layer in named.items())
+            raise InputError(f"--sae {config.sae}: {listed}; C10 compares SAEs at one site, so pass SAEs "
+                             f"trained at one layer")
+        if not named:  # no SAE names its hook: it may serve any layer of the grid
+            return list(layers)
+        at = next(iter(named.values()))
+        if at not in layers:
+            path = next(iter(named))
+            raise InputError(f"--sae {path} reads blocks.{at}.hook_resid_pre (layer {at}), but --layers "
+                             f"{config.layers or 'default'} selects {','.join(map(str, layers))} for {model}; "
+                             f"add it: --layers {','.join(map(str, sorted({*layers, at})))}")
+        return [at]
+    wanted = select_layers(config.sae_layers, n_layers, model)
+    chosen = [layer for layer in layers if layer in wanted]
+    if not chosen and explicit:
+        raise InputError(f"--sae-layers {config.sae_layers} selects {','.join(map(str, wanted))}, none of them "
+                         f"among --layers {','.join(map(str, layers))} for {model}; add them to --layers")
+    return chosen
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
+    """Runs before -k/-m deselection: the family is every claim cell of the collected grid."""
     state = config.stash[STATE]
     if state.usage_error:
         raise pytest.UsageError(state.usage_error)
+    collected = sum(1 for item in items if item.get_closest_marker("claim"))
+    # a baseline's grid wins (a CI run is a subset of it); a grid larger than it is its own family
+    state.family = max(state.baseline_family, collected)
     if config.getoption("list_claims", False):
         _list_claims(config, items)
         items[:] = []
@@ -179,6 +227,7 @@ def pytest_collection_finish(session):
     state = config.stash[STATE]
     cells = [item for item in session.items if item.get_closest_marker("claim")]
     state.n_cells = len(cells)
+    state.cell_ids = [item.nodeid for item in cells]
     if not cells or config.option.collectonly:
         return
     from .report import RunReport
@@ -187,6 +236,16 @@ def pytest_collection_finish(session):
         state.report = RunReport(state.config.report_dir, run_meta=_run_meta(state, config))
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_collectionfinish(config, start_path, items):
+    state = config.stash.get(STATE, None)
+    if state is None or not state.family or config.getoption("list_claims", False):
+        return None
+    source = ("the baseline's grid" if state.baseline_family == state.family
+              else "claim cells collected, before -k/-m")
+    return (f"mcis-claims: family M={state.family} ({source}); each verdict's interval at 1 - 2 alpha/M, "
+            f"sign-test p_adj = min(1, M p); {state.n_cells} cell(s) run")
 
 
 def _list_claims(config, items) -> None:
@@ -261,26 +320,36 @@ def judge(request):
     def _judge(estimate, *, curves=(), details=None, problem=None, refuted_because=None,
                curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, curve_yscale=None,
                reference_lines=None, costs=None, plot=None):
+        """`problem`: a failed health check (inconclusive); `refuted_because`: a stated precondition of
+        the claim is false, as (verdict, reason) with verdict "negligible" or "reversed" (a bare reason
+        means negligible)."""
         from .report import CellRecord
-        from .verdict import decide
+        from .verdict import decide, override
 
-        family = max(1, state.n_cells, state.baseline_family)
-        p_adjusted = min(1.0, estimate.pvalue * family) if estimate.pvalue == estimate.pvalue else float("nan")
-        decision = decide(spec, estimate, p_adjusted, required_n=estimate.extra.get("required_n"))
-        if problem is not None:  # a failed health check makes the data unfit to judge either way
-            decision = type(decision)(verdict="inconclusive", reason=problem, required_n=decision.required_n)
-        elif refuted_because is not None:  # a stated precondition of the claim is false (e.g. no gap early)
-            decision = type(decision)(verdict="refuted", reason=refuted_because, required_n=None)
+        decision = decide(spec, estimate, family=state.family or 1, problem=problem)
+        if refuted_because is not None and problem is None:  # a stated precondition of the claim is false
+            verdict, reason = (refuted_because if isinstance(refuted_because, tuple)
+                               else ("negligible", refuted_because))
+            decision = override(decision, verdict, reason)
+        low, high = decision.interval
         record = CellRecord(
-            claim=spec.id, model=cell.model_name, layer=cell.layer, site=cell.site, n=estimate.n,
+            claim=spec.id, model=cell.model_name, layer=cell.layer, site=cell.site, n=decision.n,
             statistic={"name": estimate.statistic_name, "value": estimate.statistic},
-            effect={"name": estimate.name, "value": estimate.value,
-                    "ci_low": estimate.confidence_interval.low, "ci_high": estimate.confidence_interval.high,
-                    "ci_level": estimate.confidence_level},
-            p_value=estimate.pvalue, p_adjusted=p_adjusted, verdict=decision.verdict, reason=decision.reason,
-            spec=spec.to_dict(),
+            effect={"name": estimate.name, "value": decision.effect, "ci_low": low, "ci_high": high,
+                    "ci_level": decision.level},
+            p_value=decision.p_value, p_adjusted=decision.p_adjusted, verdict=decision.verdict,
+            reason=decision.reason, spec=spec.to_dict(),
             details={**(details or {}), "estimate": estimate.to_dict(), "required_n": decision.required_n,
-                     "multiplicity": f"Bonferroni over {family} claim cells (this run, or the grid of its baseline)",
+                     "decision": {
+                         "rule": "order-statistic interval of the median at 1 - 2 alpha/M; exact sign test "
+                                 "against the SESOI, p_adj = min(1, M p); censored units placed against the claim",
+                         "family": decision.family, "level": decision.level, "n_units": decision.n,
+                         "n_documents": estimate.sample.n_documents if estimate.sample is not None else None,
+                         "censored_fraction": decision.censored_fraction,
+                         "undetermined_fraction": decision.undetermined_fraction,
+                         "other_tests": decision.other_tests},
+                     "multiplicity": f"Bonferroni over a family of {decision.family} claim cells "
+                                     "(the collected grid before -k/-m, or the baseline's)",
                      "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
@@ -290,20 +359,22 @@ def judge(request):
         if state.report is not None:
             state.report.add(record)
         state.records.append(record)
+        state.judged.add(request.node.nodeid)
         request.node.stash[VERDICT] = decision.verdict
         where = f"{spec.id} {cell.model_name} {cell.site}"
         if state.expectations is None:  # judged on the data: a refuted claim fails
-            if decision.verdict == "refuted":
-                pytest.fail(f"{spec.id} refuted on {cell.model_name} {cell.site}: {decision.reason}", pytrace=False)
+            if decision.refuted:
+                pytest.fail(f"{where} {decision.verdict.upper()}: {decision.reason}", pytrace=False)
             return decision
         # with --baseline, judged against the recorded verdict; a cell with no record is reported only
         expected = state.expectations.get((spec.id, cell.model_name, cell.layer))
-        if expected is not None and expected.verdict != decision.verdict:
+        if expected is not None and not expected.matches(decision.verdict):
             pytest.fail(f"{where}: verdict changed {expected.verdict} -> {decision.verdict} "
                         f"(baseline {expected.effect_str()}; now {decision.reason})", pytrace=False)
         request.node.stash[VERDICT] = decision.verdict + ("" if expected is not None else ":new")
         return decision
 
+    _judge.family = state.family or 1  # the multiplicity family, for claims that read a level themselves
     return _judge
 
 
@@ -330,8 +401,22 @@ def _progress_factory(capture):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    state = item.config.stash.get(STATE, None)
     if call.excinfo is not None and call.excinfo.errisinstance(McisError):
         report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
+        from .parity import ParityError
+
+        if (state is not None and state.input_error is None and item.get_closest_marker("claim")
+                and not call.excinfo.errisinstance(ParityError)):
+            # A bad input (corpus, SAE, model file) fails every later cell the same way: stop the run
+            # here and exit EXIT_INPUT_ERROR, never 1 (a refuted claim). A parity mismatch is a
+            # site's own failure, not the user's input: the other sites still run.
+            state.input_error = report.longrepr
+            item.session.shouldstop = f"mcis-claims input error (exit {EXIT_INPUT_ERROR}): {state.input_error}"
+    if (state is not None and report.failed and report.when in ("setup", "call") and call.excinfo is not None
+            and item.get_closest_marker("claim")):
+        lines = str(call.excinfo.value).strip().splitlines()
+        state.cell_errors.setdefault(item.nodeid, f"{call.excinfo.typename}: {lines[0] if lines else ''}"[:300])
     if report.when == "call":
         verdict = item.stash.get(VERDICT, None)
         if verdict is not None:
@@ -348,21 +433,65 @@ def pytest_report_teststatus(report, config):
     suffix = " (no baseline)" if new else ""
     if verdict == "inconclusive":
         return "inconclusive", "I", "INCONCLUSIVE" + suffix
-    if verdict == "refuted":  # only reaches here as a pass: expected by the baseline, or not judged
-        return "refuted", "R", "REFUTED (as in baseline)" if not new else "REFUTED" + suffix
+    if verdict in ("negligible", "reversed", "refuted"):  # a pass only when the baseline expected it
+        word = verdict.upper()
+        return verdict, verdict[0].upper(), f"{word} (as in baseline)" if not new else word + suffix
     return "passed", ".", "SUPPORTED" + suffix
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Marks a test whose protocol ended (a skip too); an interrupt leaves it unmarked: it never finished."""
+    result = yield
+    state = item.config.stash.get(STATE, None)
+    if state is not None:
+        state.finished.add(item.nodeid)
+    return result
+
+
+def _not_judged(state: RunState) -> list[dict]:
+    """The grid's cells with no verdict, each with why: its error, or that the run stopped before it."""
+    out = []
+    for nodeid in state.cell_ids:
+        if nodeid in state.judged:
+            continue
+        if nodeid in state.cell_errors:
+            out.append({"cell": nodeid, "why": state.cell_errors[nodeid]})
+        elif nodeid not in state.finished:
+            out.append({"cell": nodeid, "why": "not run: the run stopped first"})
+    return out  # a cell that finished without error or verdict was skipped on purpose (with its reason)
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Verdicts are final: write the report, then judge the run against the baseline, if any."""
+    """Verdicts are final: write the report, then judge the run against the baseline, if any.
+
+    A run stopped by an input error exits EXIT_INPUT_ERROR; a run that did not judge every cell
+    writes `"complete": false` with the cells it did not judge, and is not compared with a baseline."""
     config = session.config
     state = config.stash.get(STATE, None)
-    if state is None or state.report is None or not state.records or hasattr(config, "workerinput"):
+    if state is None or hasattr(config, "workerinput"):
+        return
+    if state.input_error is not None:
+        session.exitstatus = EXIT_INPUT_ERROR
+    if state.report is None or not state.records:
         return
     provenance = state.workspace.provenance()
-    state.directory = state.report.finalize(wall_time_s=time.time() - state.started, extra_meta=provenance)
+    not_judged = _not_judged(state)
+    stopped = (f"input error: {state.input_error}" if state.input_error
+               else "interrupted" if exitstatus == pytest.ExitCode.INTERRUPTED
+               else str(session.shouldfail or session.shouldstop) if (session.shouldfail or session.shouldstop)
+               else None)
+    state.directory = state.report.finalize(wall_time_s=time.time() - state.started, extra_meta=provenance,
+                                            not_judged=not_judged, stopped=stopped)
     path = config.getoption("baseline")
     if not path:
+        return
+    if not_judged or stopped:
+        state.baseline_error = (f"this run is incomplete ({len(not_judged)} cell(s) not judged"
+                                f"{'; ' + stopped if stopped else ''}): not compared with {path}"
+                                f"{' nor written to it' if config.getoption('update_baseline') else ''}")
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         return
     from .baseline import check_against_baseline
 
@@ -380,6 +509,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config.stash.get(STATE, None)
+    if state is not None and state.input_error is not None:
+        terminalreporter.write_line(f"mcis-claims: input error (exit {EXIT_INPUT_ERROR}): {state.input_error}",
+                                    red=True, bold=True)
     if state is None or state.directory is None:
         return
     from rich.console import Console
@@ -392,7 +524,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     console.print(render_verdict_table(state.records))
     terminalreporter.section("mcis-claims verdicts")
     terminalreporter.write(buffer.getvalue())
-    terminalreporter.write_line(f"report: {state.directory}")
+    incomplete = state.report is not None and state.report.incomplete
+    terminalreporter.write_line(f"report: {state.directory}" + (" (INCOMPLETE: complete: false)" if incomplete else ""),
+                                red=incomplete)
     if state.baseline_error:
         terminalreporter.write_line(f"mcis-claims baseline: {state.baseline_error}", red=True)
     elif state.baseline is not None:
@@ -413,5 +547,5 @@ def _run_meta(state: RunState, config) -> dict:
         "config": state.config.to_meta(),
         "versions": environment(),
         "command": " ".join(["pytest", *config.invocation_params.args]),
-        "family": max(state.n_cells, state.baseline_family),
+        "family": state.family,
     }

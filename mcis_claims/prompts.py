@@ -100,12 +100,18 @@ def load_corpus(spec: str = DEFAULT_CORPUS) -> Corpus:
 
 
 def sample_prompts(corpus: Corpus, tokenizer, n: int, *, length: int = DEFAULT_LENGTH, seed: int = 0,
-                   prepend_bos: bool = False) -> PromptSet:
+                   prepend_bos: bool = False, requested_as: str = "--n-prompts",
+                   one_per_document: int = 0) -> PromptSet:
     """Sample n distinct `length`-token windows of real text (BOS included in the length if prepended).
 
     Distinct in content, not only in position: a window whose tokens repeat an earlier one
     (the Lee corpus has 214 such 10-token windows) is left out, so no two prompts share an
     activation (a base equal to its target has no direction, and copies are pseudo-replicates).
+
+    The first `one_per_document` prompts (the base prompts, the unit of analysis) come from
+    distinct documents, so they are independent; where the corpus has fewer documents the
+    rest of them repeat documents at random, and the statistics then treat the document as
+    the unit (`PromptSet.document`). The remaining prompts (the fit pool) may share documents.
     """
     if n < 1:
         raise CorpusError(f"need at least one prompt; got n={n}")
@@ -125,12 +131,23 @@ def sample_prompts(corpus: Corpus, tokenizer, n: int, *, length: int = DEFAULT_L
                 windows.append((d, o))
     if len(windows) < n:
         raise CorpusError(
-            f"corpus {corpus.name!r} yields {len(windows)} windows of {body} tokens (distinct in content); {n} requested. "
-            f"Use fewer prompts (--n-prompts) or a larger corpus"
+            f"corpus {corpus.name!r} yields {len(windows)} windows of {body} tokens (distinct in content); {n} requested "
+            f"({requested_as}). Pass a larger --corpus or a shorter --prompt-length, or lower "
+            f"{' / '.join(part.split()[0] for part in requested_as.split(' + '))}"
         )
     rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(windows), size=n, replace=False).tolist())
-    rng.shuffle(chosen)  # random order, so any prefix of the set is itself a random sample
+    n_distinct = min(one_per_document, n)
+    by_document: dict[int, list[int]] = {}
+    for i, (d, _) in enumerate(windows):
+        by_document.setdefault(d, []).append(i)
+    documents = list(by_document)
+    bases = [by_document[documents[j]][rng.integers(len(by_document[documents[j]]))]
+             for j in rng.permutation(len(documents))[:n_distinct]]  # one window from each drawn document
+    taken = set(bases)
+    rest = [i for i in range(len(windows)) if i not in taken]
+    others = sorted(rng.choice(len(rest), size=n - len(bases), replace=False).tolist())
+    rng.shuffle(others)  # random order, so any prefix of the set is itself a random sample
+    chosen = bases + [rest[j] for j in others]
     doc_index = np.array([windows[i][0] for i in chosen], dtype=np.int64)
     offsets = np.array([windows[i][1] for i in chosen], dtype=np.int64)
     rows = [([bos] if prepend_bos else []) + encoded[d][o : o + body] for d, o in zip(doc_index, offsets)]

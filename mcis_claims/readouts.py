@@ -3,6 +3,8 @@
 radius_at_threshold   first radius where a curve exceeds a threshold (linear
                       interpolation between grid points); right-censored at the
                       largest radius when the curve never gets there.
+median_crossing       the median over directions of censored radii, as a lower bound
+                      and whether it is censored.
 sharpness             max_t d'(t) / d(1) on an interpolation path (Janiak et al. 2024):
                       1 for a straight line, up to steps-1 for a pure step.
 max_slope_step        index of the steepest step (Giglemiani et al. 2024).
@@ -51,6 +53,18 @@ def radius_at_threshold(curves, radii, threshold: float) -> Crossing:
     radius = np.where(first == 0, grid[0], r_lo + np.clip(frac, 0.0, 1.0) * (r_hi - r_lo))
     radius = np.where(censored, grid[-1], radius)
     return Crossing(radius=radius, censored=censored)
+
+
+def median_crossing(crossing: Crossing) -> tuple[np.ndarray, np.ndarray]:
+    """Median over the K directions (axis 1) of right-censored crossing radii -> (lower bound, censored).
+
+    A censored radius is at least the schedule's last radius, and above every observed one,
+    so the median with censored values at that radius is a lower bound, exact unless the
+    median position falls on a censored value (then its upper bound is +inf).
+    """
+    lower = np.median(crossing.radius, axis=1)
+    upper = np.median(np.where(crossing.censored, np.inf, crossing.radius), axis=1)
+    return lower, ~np.isfinite(upper)
 
 
 def sharpness(curves) -> np.ndarray:

@@ -9,10 +9,14 @@ pointing at the newest) holds:
     figures/       <claim>_<model>_L<layer>.png: read-out against radius per direction kind;
                    forest.png: every cell's effect with its CI, grouped by claim, coloured by verdict
 
-The directory is checked for writability before any work is done. Each record's figure and
-results.json are written as soon as the record arrives, every file through a temporary
-file and a rename, so a crash later in the run loses nothing already computed, and a
-failed write keeps the records in memory for the next attempt.
+The directory is checked for writability before any work is done, and created with the
+first record (a run that judges nothing leaves no folder); `reports/latest` moves to it
+when the run ends. Each record's figure and results.json are written as soon as the record
+arrives, every file through a temporary file and a rename, so a crash later in the run
+loses nothing already computed, and a failed write keeps the records in memory for the
+next attempt. results.json says `"complete": false` until the run ends with every cell
+judged; a run that stopped early lists the cells it did not judge (`not_judged`), and
+`load_results` refuses it for comparisons.
 
 `results_hash` is the sha256 of the records' canonical JSON (sorted keys, records in
 (claim, model, layer) order, timing and figure paths left out): the same seed gives the
@@ -44,8 +48,10 @@ if TYPE_CHECKING:  # rich and matplotlib load on first use: `import mcis_claims`
     from rich.table import Table
 
 SCHEMA_VERSION = 1
-VERDICTS = ("supported", "refuted", "inconclusive")
-RICH_STYLE = {"supported": "bold green", "refuted": "bold red", "inconclusive": "bold yellow"}
+VERDICTS = ("supported", "negligible", "reversed", "inconclusive")
+LEGACY_VERDICTS = ("refuted",)  # the old rule's word for negligible-or-reversed: old reports still load
+RICH_STYLE = {"supported": "bold green", "negligible": "bold red", "reversed": "bold magenta",
+              "refuted": "bold red", "inconclusive": "bold yellow"}
 UNHASHED = ("timing_s", "costs_s", "figure")  # vary between identical runs
 RESULTS, SUMMARY, HTML_REPORT, FIGURES = "results.json", "summary.md", "report.html", "figures"
 FOREST = f"{FIGURES}/forest.png"  # every cell's effect and CI; cell figures are <claim>_<model>_L<layer>.png
@@ -96,7 +102,7 @@ class CellRecord:
     effect: dict  # {"name", "value", "ci_low", "ci_high", "ci_level"}
     p_value: float  # raw
     p_adjusted: float | None  # multiplicity-adjusted (None until the run's end)
-    verdict: str  # "supported" | "refuted" | "inconclusive"
+    verdict: str  # "supported" | "negligible" | "reversed" | "inconclusive" (verdict.VERDICTS)
     reason: str  # one line, with numbers
     spec: dict  # claim metadata (id, title, statement, ..., sesoi, alpha, alternative)
     details: dict  # extra JSON-able numbers
@@ -111,7 +117,7 @@ class CellRecord:
     plot: object = None  # callable(record, path) for a claim's own figure (C11, C13); default figures.plot_curves
 
     def __post_init__(self):
-        if self.verdict not in VERDICTS:
+        if self.verdict not in VERDICTS + LEGACY_VERDICTS:
             raise InputError(f"verdict {self.verdict!r}: must be one of {', '.join(VERDICTS)}")
         self.layer = int(self.layer)
         self.curves = list(self.curves)
@@ -147,10 +153,14 @@ class RunReport:
     """The report directory of one run; records arrive one by one, each written at once."""
 
     def __init__(self, report_dir: Path | str | None, *, run_meta: dict):
-        self._directory, self._results_path = _prepare_directory(report_dir)
+        # Checked writable now, created at the first record: a run that judges nothing
+        # (a usage error, an interrupt during collection) leaves no empty folder behind.
+        self._directory, self._results_path, self._latest_base = _plan_directory(report_dir)
+        self._created = False
         self._run = dict(run_meta)
         self._run.setdefault("started", _now_iso())
         self._run.setdefault("finished", None)
+        self._run["complete"] = False  # until finalize says every cell was judged: a killed run stays false
         self._records: dict[tuple[str, str, int], CellRecord] = {}
         self._figure_names: dict[str, tuple[str, str, int]] = {}
 
@@ -162,6 +172,11 @@ class RunReport:
     def results_path(self) -> Path:
         return self._results_path
 
+    @property
+    def incomplete(self) -> bool:
+        """True until finalize() records a run that judged every cell of its grid."""
+        return self._run.get("complete") is False
+
     def records(self) -> list[CellRecord]:
         """Records in (claim, model, layer) order, C2 before C10."""
         return [self._records[key] for key in sorted(self._records, key=_record_order)]
@@ -170,6 +185,7 @@ class RunReport:
         """Keep `record` (a later one for the same cell replaces it), draw its figure, rewrite results.json."""
         if not isinstance(record, CellRecord):
             raise InputError(f"RunReport.add takes a CellRecord, got {type(record).__name__}")
+        self._create()
         self._records[record.key] = record
         self._draw(record)
         self._write_json(warn=True)
@@ -187,13 +203,25 @@ class RunReport:
         self._draw(record)  # the figure shows the verdict, p_adj and the reason
         self._write_json(warn=True)
 
-    def finalize(self, *, wall_time_s: float, extra_meta: dict | None = None) -> Path:
-        """Write results.json, summary.md and report.html; return the directory. Safe to call twice."""
+    def finalize(self, *, wall_time_s: float, extra_meta: dict | None = None, not_judged: list | None = None,
+                 stopped: str | None = None) -> Path:
+        """Write results.json, summary.md and report.html; return the directory. Safe to call twice.
+
+        not_judged  [{"cell": node id, "why": one line}] for the grid's cells with no verdict
+                    (the run stopped first, or the cell errored); any makes the report
+                    `"complete": false`, which `load_results` (and so a baseline) refuses.
+        stopped     why the run ended early, e.g. "interrupted (Ctrl-C)", or None.
+        `reports/latest` moves to this directory here, at the end of the run.
+        """
+        self._create()
         for key, value in (extra_meta or {}).items():
             old = self._run.get(key)
             self._run[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
         self._run["wall_time_s"] = wall_time_s
         self._run["finished"] = _now_iso()
+        self._run["not_judged"] = list(not_judged or [])
+        self._run["stopped"] = stopped
+        self._run["complete"] = not not_judged and stopped is None
         for record in self.records():
             if record.curves and record.figure is None:  # its first attempt failed: retry
                 self._draw(record)
@@ -206,9 +234,39 @@ class RunReport:
                           _render_html(data, self._directory, forest=forest).encode())
         except OSError as exc:
             raise _unwritable(self._directory, exc) from None
+        if self._latest_base is not None:
+            _point_latest(self._latest_base, self._directory)
         return self._directory
 
     # -- internals --------------------------------------------------------------------------
+
+    def _create(self) -> None:
+        """Make the directory on first use; a timestamped name another run took since moves to -2, -3, ..."""
+        if self._created:
+            return
+        directory = self._directory
+        if self._latest_base is not None:
+            stem, suffix = directory.name, 1
+            while True:
+                try:
+                    directory.mkdir(parents=True)
+                    break
+                except FileExistsError:
+                    suffix += 1
+                    directory = directory.with_name(f"{stem}-{suffix}")
+                except OSError as exc:
+                    raise _unwritable(directory, exc) from None
+            self._results_path = directory / RESULTS
+        try:
+            (directory / FIGURES).mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory) as probe:
+                probe.write(b"ok")
+            if self._results_path.is_dir():
+                raise IsADirectoryError(21, f"{self._results_path.name} is a directory")
+        except OSError as exc:
+            raise _unwritable(directory, exc) from None
+        self._directory, self._results_path = directory.resolve(), self._results_path.resolve()
+        self._created = True
 
     def _document(self) -> dict:
         records = [record.to_dict() for record in self.records()]
@@ -269,7 +327,8 @@ def render_verdict_table(records: list[CellRecord], console: Console | None = No
 
     table = Table(show_lines=False, header_style="bold")
     for name, justify in (("claim", "left"), ("model", "left"), ("layer", "right"), ("n", "right"),
-                          ("effect [CI]", "left"), ("p", "right"), ("p_adj", "right"), ("verdict", "left")):
+                          ("effect [CI]", "left"), ("p", "right"), ("p_adj", "right"), ("censored a/b", "right"),
+                          ("verdict", "left")):
         # Short columns never wrap; a long model path folds rather than vanishing into "…".
         table.add_column(name, justify=justify, overflow="fold", no_wrap=name not in ("model", "effect [CI]"))
     ordered = sorted(records, key=lambda r: _record_order(r.key))
@@ -277,17 +336,21 @@ def render_verdict_table(records: list[CellRecord], console: Console | None = No
         effect = Text.assemble((f"{r.effect.get('name', '')} ", "dim"), _effect_str(r.effect))
         # Text cells, not markup: a model path may contain "[" and must print as is.
         table.add_row(Text(r.claim), Text(r.model), Text(str(r.layer)), Text(str(r.n)), effect,
-                      Text(_fmt_p(r.p_value)), Text(_fmt_p(r.p_adjusted)),
+                      Text(_fmt_p(r.p_value)), Text(_fmt_p(r.p_adjusted)), Text(_censored_str(r.details)),
                       Text(r.verdict, style=RICH_STYLE.get(r.verdict, "")))
     counts = {v: sum(r.verdict == v for r in ordered) for v in VERDICTS}
-    table.caption = " · ".join(f"{n} {v}" for v, n in counts.items())
+    table.caption = (" · ".join(f"{n} {v}" for v, n in counts.items())
+                     + f" (negligible + reversed = refuted; M = {_family(ordered)})")
     if console is not None:
         console.print(table)
     return table
 
 
-def load_results(path) -> dict:
-    """Read a results.json (or the report directory holding one) and check its schema."""
+def load_results(path, *, allow_incomplete: bool = False) -> dict:
+    """Read a results.json (or the report directory holding one) and check its schema.
+
+    A report of a run that stopped early (`"complete": false`) is refused unless
+    allow_incomplete: judging against it would count the cells it lacks as "missing"."""
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
@@ -312,6 +375,12 @@ def load_results(path) -> dict:
         lacking = [k for k in required if k not in record] if isinstance(record, dict) else ["everything"]
         if lacking:
             raise ReportError(f"{path}: record {i} lacks {', '.join(lacking)}; re-run to regenerate it")
+    run = data["run"] if isinstance(data["run"], dict) else {}
+    if run.get("complete") is False and not allow_incomplete:  # reports before "complete" existed pass
+        missing = len(run.get("not_judged") or [])
+        why = run.get("stopped") or (f"{missing} cell(s) not judged" if missing else "it did not finish")
+        raise ReportError(f"{path} is an incomplete run ({why}; \"complete\": false); "
+                          "re-run it to the end before comparing or reusing it")
     return data
 
 
@@ -333,6 +402,8 @@ def render_summary(data: dict, *, forest: str | None = None) -> str:
         comparable = "" if config.get("comparable", True) else " — **not comparable** (smoke profile)"
         seed_line += f" · **profile** {config['profile']}{comparable}"
     lines.append(seed_line)
+    if run.get("complete") is False:
+        lines.append(f"- **INCOMPLETE** (`\"complete\": false`): {incomplete_line(run)}")
     if run.get("command"):
         lines.append(f"- **command** `{run['command']}`")
     for name, meta in (run.get("models") or {}).items():
@@ -350,12 +421,13 @@ def render_summary(data: dict, *, forest: str | None = None) -> str:
     lines.append(f"- **wall time** {_fmt_seconds(wall)} · started {run.get('started')}"
                  f" · finished {run.get('finished')}")
     lines.append(f"- **results_hash** `{data.get('results_hash')}`")
-    lines += ["", "| claim | model | layer | n | effect [CI] | p | p_adj | verdict |",
-              "|---|---|---:|---:|---|---:|---:|---|"]
+    lines += ["", "| claim | model | layer | n | effect [CI] | p | p_adj | censored a/b | verdict |",
+              "|---|---|---:|---:|---|---:|---:|---:|---|"]
     for r in records:
         cells = [r["claim"], r["model"], r["layer"], r.get("n"),
                  f"{r['effect'].get('name', '')} {_effect_str(r['effect'])}",
-                 _fmt_p(r.get("p_value")), _fmt_p(r.get("p_adjusted")), f"**{r['verdict']}**"]
+                 _fmt_p(r.get("p_value")), _fmt_p(r.get("p_adjusted")), _censored_str(r.get("details")),
+                 f"**{r['verdict']}**"]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     lines += ["", " · ".join(f"{n} {v}" for v, n in counts.items()), ""]
@@ -380,8 +452,12 @@ def render_summary(data: dict, *, forest: str | None = None) -> str:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _prepare_directory(report_dir) -> tuple[Path, Path]:
-    """Create the report directory and prove it writable; return (directory, results.json path)."""
+def _plan_directory(report_dir) -> tuple[Path, Path, Path | None]:
+    """(directory, results.json path, reports/ base for `latest` or None), checked writable, nothing created.
+
+    Writable means: the directory, or its nearest existing ancestor, is a folder we may
+    write into, and results.json is not itself a folder. A failure is one ReportError line.
+    """
     latest_base = None
     if report_dir is None:
         latest_base = Path.cwd() / "reports"
@@ -397,17 +473,19 @@ def _prepare_directory(report_dir) -> tuple[Path, Path]:
             directory, results = given.parent, given
         else:
             directory, results = given, given / RESULTS
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        (directory / FIGURES).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory) as probe:
-            probe.write(b"ok")
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(existing))
         if results.is_dir():
             raise IsADirectoryError(21, f"{results.name} is a directory")
     except OSError as exc:
         raise _unwritable(directory, exc) from None
-    if latest_base is not None:
-        _point_latest(latest_base, directory)
-    return directory.resolve(), results.resolve()
+    return directory, results, latest_base
 
 
 def _point_latest(base: Path, target: Path) -> None:
@@ -521,6 +599,19 @@ def _ci_level(effect: dict) -> str:
     return f"{level * 100 if level <= 1 else level:g}% CI"
 
 
+def _censored_str(details) -> str:
+    """'3%/0%': the censored fraction of each arm the verdict saw ('' for records without one)."""
+    decision = (details or {}).get("decision") or {}
+    censored = decision.get("censored_fraction") or {}
+    return "/".join(f"{100 * float(v):.0f}%" for v in censored.values() if v is not None)
+
+
+def _family(records) -> str:
+    families = {((getattr(r, "details", None) or {}).get("decision") or {}).get("family") for r in records}
+    families.discard(None)
+    return ", ".join(map(str, sorted(families))) or "?"
+
+
 def _effect_str(effect: dict) -> str:
     return f"{_fmt(effect.get('value'))} [{_fmt(effect.get('ci_low'))}, {_fmt(effect.get('ci_high'))}]"
 
@@ -533,6 +624,17 @@ def _parity_str(parity: dict) -> str:
     worst_resid = max((c.get("resid_l2_max_rel_err", 0.0) for c in checks.values()), default=0.0)
     status = f"{len(checks) - len(failed)} of {len(checks)} sites ok" + (f" (FAILED: {', '.join(failed)})" if failed else "")
     return f"{status}; max |dKL| {worst_kl:.2g} nats, max residual error {worst_resid:.2g} of the radius"
+
+
+def incomplete_line(run: dict) -> str:
+    """'stopped: interrupted; 3 cell(s) not judged: id (why), ...' for a run that did not finish its grid."""
+    cells = [c for c in run.get("not_judged") or [] if isinstance(c, dict)]
+    parts = [f"stopped: {run['stopped']}"] if run.get("stopped") else []
+    if run.get("finished") is None:
+        parts.append("the run did not reach its end (killed, or still running)")
+    if cells:
+        parts.append(f"{len(cells)} cell(s) not judged: " + "; ".join(f"{c.get('cell')} ({c.get('why')})" for c in cells))
+    return "; ".join(parts) or "not every cell was judged"
 
 
 def _provenance(meta: dict) -> str:
@@ -583,12 +685,13 @@ def _render_html(data: dict, directory: Path, *, forest: str | None = None) -> s
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #d0d7de; padding: 4px 8px; }}
 th {{ background: #f6f8fa; }} img {{ max-width: 100%; }} pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; }}
-.supported {{ color: #1a7f37; font-weight: bold; }} .refuted {{ color: #cf222e; font-weight: bold; }}
+.supported {{ color: #1a7f37; font-weight: bold; }} .refuted, .negligible {{ color: #cf222e; font-weight: bold; }} .reversed {{ color: #8250df; font-weight: bold; }}
 .inconclusive {{ color: #9a6700; font-weight: bold; }}
 </style></head><body>
 <h1>mcis-claims report</h1>
 <p>seed {esc(str(run.get('seed')))} · wall time {esc(_fmt_seconds(run.get('wall_time_s')))} ·
 finished {esc(str(run.get('finished')))} · results_hash <code>{esc(str(data.get('results_hash')))}</code></p>
+{f"<p class='refuted'>INCOMPLETE (complete: false): {esc(incomplete_line(run))}</p>" if run.get("complete") is False else ""}
 <table><tr><th>claim</th><th>model</th><th>layer</th><th>n</th><th>effect [CI]</th><th>p</th><th>p_adj</th>
 <th>verdict</th></tr>
 {chr(10).join(rows)}
@@ -599,6 +702,7 @@ finished {esc(str(run.get('finished')))} · results_hash <code>{esc(str(data.get
 <details><summary>run metadata</summary><pre>{meta}</pre></details>
 </body></html>
 """
+
 
 def models_matrix(records) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Claims x models: (model names, [(claim and layer, one "verdict effect [CI]" per model)]).

@@ -1,20 +1,28 @@
-"""Paired effect sizes and tests over base prompts, built on scipy.stats.
+"""Paired effect sizes over base prompts, and the order statistics the verdict is decided on.
 
 The unit of analysis is the base prompt: each function takes one value per base prompt
 for condition A and for condition B (or their differences `d`) and returns a frozen
 result, as scipy.stats does.
 
-paired_log_ratio     median ratio A/B, BCa CI, Wilcoxon signed-rank on log(A) - log(B)
-paired_difference    median difference A - B, BCa CI, Wilcoxon signed-rank on A - B
-tost_paired          equivalence of d to 0 within +-margin (two one-sided Wilcoxon tests)
+paired_log_ratio     median ratio A/B on d = log(A) - log(B); right-censored values allowed
+paired_difference    median difference A - B
+equivalence_log_ratio  the same sample, for an equivalence claim (TOST of the median)
+PairedSample         what the verdict is decided on: per-unit bounds [low, high] of d
+median_interval      order-statistic (binomial) interval of the median, one-sided level per end
+sign_test            exact sign test of the median against a value (scipy.stats.binomtest's law)
+sign_test_required_n the n at which the sign test has the wanted power
 adjust_pvalues       Holm, Benjamini-Hochberg, or none; NaNs pass through
-required_n           the n a power estimate says would settle an inconclusive result
-matched_pairs_rank_biserial, cohens_dz   effect sizes of d
+matched_pairs_rank_biserial, cohens_dz   descriptive effect sizes of d
 
-Medians, not means: radii-to-threshold are skewed and often censored at the end of the
-radius schedule, so the median and a rank test are the robust pair. Differences equal to
-zero (e.g. both radii censored) are dropped by the signed-rank test (scipy's "wilcox"
-zero method) but kept for the median and its CI.
+Why medians and sign tests. Radii-to-threshold are skewed and often right-censored at
+the end of the radius schedule. The effect reported is the median of d, so the test that
+decides is a test of the median: the exact sign test, whose dual is the order-statistic
+interval (the interval lies beyond a value exactly when the sign test rejects it). Both
+are distribution-free. The Wilcoxon signed-rank test (of the pseudo-median, under
+symmetry) rejects a zero median under skew, so it stays in the record only as a
+descriptive number (`extra["descriptive"]`), as do the rank-biserial correlation and d_z.
+The interval and p-value an estimate carries are at the level it was built with; the
+verdict re-reads the same sample at the family-adjusted level (`verdict.decide`).
 """
 from __future__ import annotations
 
@@ -28,10 +36,11 @@ from scipy import stats as _sps
 
 from .errors import InputError
 
-MIN_PAIRS = 5  # below this neither the signed-rank test nor a bootstrap CI means much
+MIN_PAIRS = 5  # below this no test or interval means much
 _ALTERNATIVES = ("greater", "less", "two-sided")
 _ADJUST_METHODS = ("holm", "bh", "none")
-_WILCOXON = "wilcoxon_signed_rank"
+_SIGN_TEST = "exact sign test of the median (binomial), paired over base prompts"
+MAX_REQUIRED_N = 100_000
 
 
 class ConfidenceInterval(NamedTuple):
@@ -40,21 +49,94 @@ class ConfidenceInterval(NamedTuple):
 
 
 @dataclass(frozen=True)
+class PairedSample:
+    """Per-unit paired values d on the decision scale (log ratio or difference), as bounds.
+
+    low[i] <= d_i <= high[i]; low == high where both arms were observed. A right-censored
+    arm A (the curve never crossed) makes high[i] = +inf; a censored arm B makes low[i] =
+    -inf; both censored: nothing is known. Every verdict is computed with each pair placed
+    where it hurts the claim being made: the lower end of the interval from `low`, the
+    upper end from `high` (decision.md, "Censoring").
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    log_scale: bool  # True: d = log(A/B), the effect is reported as exp(median)
+    censored: dict  # arm -> fraction of units whose value is only a lower bound
+    documents: np.ndarray | None = None  # the document each unit came from, when known
+    n_documents: int | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.low.size)
+
+    @property
+    def point(self) -> np.ndarray:
+        """Each unit's value, a censored one at its bound; NaN where both arms are censored."""
+        low_known, high_known = np.isfinite(self.low), np.isfinite(self.high)
+        return np.where(low_known, self.low, np.where(high_known, self.high, np.nan))
+
+    def undetermined_fraction(self, *boundaries: float) -> float:
+        """Fraction of units whose side of any of `boundaries` censoring leaves open."""
+        open_ = np.zeros(self.n, dtype=bool)
+        for boundary in boundaries:
+            open_ |= (self.low <= boundary) & (self.high > boundary) & (self.low != self.high)
+        return float(open_.mean()) if self.n else float("nan")
+
+    def by_document(self) -> "PairedSample":
+        """One unit per document (the median of its bounds) when documents repeat; else self.
+
+        The sign test needs independent units; windows of one document are not.
+        """
+        if self.documents is None or np.unique(self.documents).size == self.n:
+            return self
+        docs = np.unique(self.documents)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf inside a median
+            low = np.array([np.median(self.low[self.documents == g]) for g in docs])
+            high = np.array([np.median(self.high[self.documents == g]) for g in docs])
+        low = np.where(np.isnan(low), -np.inf, low)
+        high = np.where(np.isnan(high), np.inf, high)
+        return replace(self, low=low, high=high, documents=docs, n_documents=int(docs.size))
+
+    def to_dict(self) -> dict:
+        return _jsonable({"n": self.n, "log_scale": self.log_scale, "censored_fraction": self.censored,
+                          "n_documents": self.n_documents})
+
+
+@dataclass(frozen=True)
 class EffectEstimate:
-    """A paired effect with its CI and test, on the effect's own scale (a ratio or a difference)."""
+    """A paired effect with its interval and test, on the effect's own scale (a ratio or a difference).
+
+    `confidence_interval` and `pvalue` are at the level the estimate was built with;
+    `sample` holds the per-unit values the verdict is decided on at the family level.
+    """
 
     name: str  # "median_ratio" | "median_difference"
     value: float
     confidence_interval: ConfidenceInterval
     confidence_level: float
-    n: int  # finite pairs used (zero differences included)
+    n: int  # units used
     statistic_name: str
-    statistic: float  # scipy's: R+ for a one-sided test, min(R+, R-) for two-sided
+    statistic: float  # the sign test's count of units beyond the tested value
     pvalue: float  # raw, not multiplicity-corrected
     alternative: str
     null_value: float  # the effect under H0: 1.0 for a ratio, 0.0 for a difference
     ci_method: str
     extra: dict = field(default_factory=dict)
+    sample: PairedSample | None = field(default=None, compare=False, repr=False)
+
+    def to_effect_scale(self, x: float) -> float:
+        return math.exp(x) if self.sample is not None and self.sample.log_scale else float(x)
+
+    def to_d_scale(self, x: float) -> float:
+        """An effect-scale value (e.g. a SESOI ratio 1.1) on the scale of d (log 1.1)."""
+        if self.sample is not None and self.sample.log_scale:
+            if not x > 0:
+                raise InputError(f"{x!r} is not a positive ratio, so it has no log; "
+                                 "a ratio effect needs a positive SESOI")
+            return math.log(x)
+        return float(x)
 
     def to_dict(self) -> dict:
         return _jsonable({
@@ -63,20 +145,20 @@ class EffectEstimate:
             "confidence_level": self.confidence_level, "n": self.n,
             "statistic_name": self.statistic_name, "statistic": self.statistic, "pvalue": self.pvalue,
             "alternative": self.alternative, "null_value": self.null_value, "ci_method": self.ci_method,
-            "extra": self.extra,
+            "extra": self.extra, "sample": self.sample.to_dict() if self.sample is not None else None,
         })
 
 
 @dataclass(frozen=True)
 class EquivalenceResult:
-    """Nonparametric TOST: is the median of d within (-margin, +margin)?"""
+    """Nonparametric TOST: is the median of d within (-margin, +margin)? Two sign tests."""
 
     pvalue: float  # max(p_lower, p_upper): equivalence is shown only if both one-sided nulls fall
     p_lower: float  # H0: median(d) <= -margin
     p_upper: float  # H0: median(d) >= +margin
     margin: float
     estimate: float  # median(d)
-    confidence_interval: ConfidenceInterval  # at 1 - 2 * alpha, the interval TOST at alpha matches
+    confidence_interval: ConfidenceInterval  # order statistics at 1 - 2 * alpha: the dual of TOST at alpha
     confidence_level: float
     alpha: float
     equivalent: bool
@@ -93,45 +175,179 @@ class EquivalenceResult:
         })
 
 
+# ---------------------------------------------------------------- order statistics of the median
+
+
+def order_statistic_rank(n: int, alpha: float) -> int:
+    """The largest l with P(Binomial(n, 1/2) <= l - 1) <= alpha; 0 if even l = 1 is too wide.
+
+    With d sorted, d_(l) is then a lower confidence bound for the median at one-sided level
+    alpha (and d_(n-l+1) an upper one): d_(l) exceeds the median only if at most l - 1 of
+    the n values fall below it.
+
+    >>> order_statistic_rank(128, 0.01 / 32)   # decision.md: "roughly the 45th and 84th"
+    45
+    """
+    if n < 1:
+        return 0
+    cdf = _sps.binom.cdf(np.arange(n), n, 0.5)  # P(B <= l - 1) for l = 1..n
+    return int(np.count_nonzero(cdf <= alpha))
+
+
+def median_interval(low, high=None, *, alpha: float) -> ConfidenceInterval:
+    """Order-statistic interval of the median: each end one-sided at `alpha` (level 1 - 2 alpha).
+
+    The lower end comes from `low`, the upper from `high` (the same values when nothing is
+    censored). An end that n units cannot bound is -inf / +inf.
+
+    >>> median_interval(np.arange(1.0, 11.0), alpha=0.06)   # P(B <= 1) = 0.011, P(B <= 2) = 0.055
+    ConfidenceInterval(low=3.0, high=8.0)
+    """
+    low = np.sort(np.asarray(low, dtype=np.float64))
+    high = low if high is None else np.sort(np.asarray(high, dtype=np.float64))
+    rank = order_statistic_rank(low.size, alpha)
+    if rank == 0:
+        return ConfidenceInterval(-math.inf, math.inf)
+    return ConfidenceInterval(float(low[rank - 1]), float(high[high.size - rank]))
+
+
+def sign_test(d, value: float = 0.0, *, alternative: str = "greater") -> tuple[int, float]:
+    """Exact sign test of H0: median(d) <= value ("greater") or >= value ("less") -> (count, p).
+
+    Units equal to `value` count against the alternative (conservative, and what keeps the
+    test dual to `median_interval`): p = P(Binomial(n, 1/2) >= #{d > value}) for "greater".
+
+    >>> sign_test([1.0, 2, 3, 4, 5, 6], 0.0)
+    (6, 0.015625)
+    """
+    d = np.asarray(d, dtype=np.float64)
+    if alternative not in ("greater", "less"):
+        raise InputError(f"alternative={alternative!r}: the sign test here is one-sided; choose greater or less")
+    count = int(np.count_nonzero(d > value if alternative == "greater" else d < value))
+    return count, float(_sps.binom.sf(count - 1, d.size, 0.5)) if d.size else 1.0
+
+
+def sign_test_power(n, q: float, alpha: float) -> np.ndarray:
+    """Power of the one-sided sign test at level alpha with n units, when P(d beyond the value) = q."""
+    n = np.atleast_1d(np.asarray(n, dtype=np.int64))
+    critical = _sps.binom.isf(alpha, n, 0.5) + 1  # smallest k with P(B >= k) <= alpha
+    return _sps.binom.sf(critical - 1, n, q)
+
+
+def sign_test_required_n(q: float, alpha: float, power: float = 0.8, *, q_other: float | None = None) -> int | None:
+    """Smallest n at which the sign test (at one-sided alpha) has `power`, when P(d beyond) = q.
+
+    With `q_other` (an equivalence: both one-sided tests must reject) the power is the
+    Bonferroni lower bound 1 - (1 - power_1) - (1 - power_2). None if q <= 1/2 (no n suffices)
+    or more than MAX_REQUIRED_N units would be needed.
+    """
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise InputError(f"alpha={alpha!r}, power={power!r}: both must lie in (0, 1)")
+    qs = [q] if q_other is None else [q, q_other]
+    if any(not (0.5 < x <= 1) for x in qs):
+        return None
+    start = 1
+    while start <= MAX_REQUIRED_N:  # chunks of growing size: most answers lie in the first ones
+        n = np.arange(start, min(4 * start + 64, MAX_REQUIRED_N + 1))
+        achieved = 1 - sum(1 - sign_test_power(n, x, alpha) for x in qs)
+        hits = np.flatnonzero(achieved >= power)
+        if hits.size:
+            return int(n[hits[0]])
+        start = int(n[-1]) + 1
+    return None
+
+
+# ---------------------------------------------------------------- paired estimates
+
+
 def paired_log_ratio(a, b, *, alternative="greater", confidence_level=0.95, n_resamples=9999,
-                     random_state=None, sesoi=None) -> EffectEstimate:
-    """Median ratio a/b over base prompts, tested on d = log(a) - log(b) against 0.
+                     random_state=None, sesoi=None, censored_a=None, censored_b=None,
+                     documents=None) -> EffectEstimate:
+    """Median ratio a/b over base prompts, on d = log(a) - log(b).
 
-    a, b: (n,) positive values per base prompt for conditions A and B. Pairs with a NaN or
-    inf on either side are dropped and counted in extra["n_dropped"].
+    a, b: (n,) positive values per base prompt for conditions A and B. `censored_a` /
+    `censored_b`: (n,) bools, True where the value is only a lower bound (a curve that never
+    reached the threshold: the truth lies above). `documents`: (n,) the document of each
+    base, when bases may share one. Pairs with a NaN or inf on either side are dropped and
+    counted in extra["n_dropped"]. The test is the sign test against log(sesoi) (against 0
+    without a SESOI); the interval is the order-statistic one at `confidence_level`.
 
-    >>> est = paired_log_ratio([2.0, 4, 3, 5, 2.5, 6], [1.0, 2, 2, 2, 2, 2], random_state=0)
+    >>> est = paired_log_ratio([2.0, 4, 3, 5, 2.5, 6], [1.0, 2, 2, 2, 2, 2])
     >>> round(est.value, 3), est.n, est.null_value
     (2.0, 6, 1.0)
     """
-    a, b, n_dropped = _paired_iv(a, b, alternative, confidence_level, n_resamples, positive=True)
-    d = np.log(a) - np.log(b)
-    estimate = _paired_estimate(d, "median_ratio", math.exp, 1.0, alternative,
-                                confidence_level, n_resamples, random_state, n_dropped)
-    return _with_required_n(estimate, d, None if sesoi is None else math.log(sesoi))
+    a, b, ca, cb, docs, n_dropped = _paired_iv(a, b, alternative, confidence_level, n_resamples, censored_a,
+                                               censored_b, documents, positive=True)
+    low = np.where(cb, -np.inf, np.log(a) - np.log(b))
+    high = np.where(ca, np.inf, np.log(a) - np.log(b))
+    sample = _sample(low, high, True, ca, cb, docs)
+    return _paired_estimate(sample, "median_ratio", 1.0, alternative, confidence_level, n_resamples,
+                            random_state, n_dropped, None if sesoi is None else _log_sesoi(sesoi))
 
 
 def paired_difference(a, b, *, alternative="greater", confidence_level=0.95, n_resamples=9999,
-                      random_state=None, sesoi=None) -> EffectEstimate:
-    """Median difference a - b over base prompts, Wilcoxon signed-rank against 0.
+                      random_state=None, sesoi=None, censored_a=None, censored_b=None,
+                      documents=None) -> EffectEstimate:
+    """Median difference a - b over base prompts (censoring as in `paired_log_ratio`).
 
-    >>> est = paired_difference([3.0, 4, 5, 6, 7], [1.0, 1, 1, 1, 1], random_state=0)
+    >>> est = paired_difference([3.0, 4, 5, 6, 7], [1.0, 1, 1, 1, 1])
     >>> est.value, est.n, est.null_value
     (4.0, 5, 0.0)
     """
-    a, b, n_dropped = _paired_iv(a, b, alternative, confidence_level, n_resamples, positive=False)
-    estimate = _paired_estimate(a - b, "median_difference", float, 0.0, alternative,
-                                confidence_level, n_resamples, random_state, n_dropped)
-    return _with_required_n(estimate, a - b, sesoi)
+    a, b, ca, cb, docs, n_dropped = _paired_iv(a, b, alternative, confidence_level, n_resamples, censored_a,
+                                               censored_b, documents, positive=False)
+    low = np.where(cb, -np.inf, a - b)
+    high = np.where(ca, np.inf, a - b)
+    sample = _sample(low, high, False, ca, cb, docs)
+    return _paired_estimate(sample, "median_difference", 0.0, alternative, confidence_level, n_resamples,
+                            random_state, n_dropped, sesoi)
 
 
-def _with_required_n(estimate: EffectEstimate, d, sesoi_on_d) -> EffectEstimate:
-    """With a SESOI, also say how many base prompts would settle the claim (extra["required_n"])."""
-    if sesoi_on_d is None or estimate.alternative == "two-sided":
-        return estimate
-    n = required_n(d, sesoi=sesoi_on_d, alpha=(1 - estimate.confidence_level) / 2,
-                   alternative=estimate.alternative)
-    return replace(estimate, extra={**estimate.extra, "required_n": n})
+def _log_sesoi(sesoi) -> float:
+    if not (isinstance(sesoi, (int, float, np.floating)) and sesoi > 0):
+        raise InputError(f"sesoi={sesoi!r}: a ratio effect's SESOI must be a positive ratio, e.g. 1.1")
+    return math.log(sesoi)
+
+
+def _sample(low, high, log_scale, ca, cb, docs) -> PairedSample:
+    n_docs = None if docs is None else int(np.unique(docs).size)
+    return PairedSample(low=low, high=high, log_scale=log_scale,
+                        censored={"a": float(np.mean(ca)), "b": float(np.mean(cb))},
+                        documents=docs, n_documents=n_docs)
+
+
+def required_n(sample: PairedSample, *, sesoi: float, alpha: float, power: float = 0.8,
+               alternative: str = "greater", target: float | None = None) -> int | None:
+    """Units the sign test needs at one-sided `alpha` to reach `power` if the true effect is `target`.
+
+    decision.md, "Power": the observed d (censored values at their bound) are shifted so
+    that their median is `target` (default 1.5 x the SESOI on d's scale; for an existence
+    claim, whose SESOI is the null, the observed median), q = P(d beyond the SESOI) is read
+    off the shifted values, and the binomial power gives n. All on d's scale.
+    """
+    if alternative not in ("greater", "less"):
+        raise InputError(f"alternative={alternative!r}: required_n is for one-sided claims")
+    d = sample.point
+    d = d[np.isfinite(d)]
+    if d.size < 2 or not math.isfinite(sesoi):
+        return None
+    if target is None:
+        target = 1.5 * sesoi if sesoi != 0 else float(np.median(d))
+    shifted = d - np.median(d) + target
+    q = float(np.mean(shifted > sesoi if alternative == "greater" else shifted < sesoi))
+    return sign_test_required_n(q, alpha, power)
+
+
+def required_n_equivalence(sample: PairedSample, *, margin: float, alpha: float,
+                           power: float = 0.8) -> int | None:
+    """As `required_n`, for TOST of the median within (-margin, margin) when the true median is 0."""
+    d = sample.point
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return None
+    shifted = d - np.median(d)
+    return sign_test_required_n(float(np.mean(shifted > -margin)), alpha, power,
+                                q_other=float(np.mean(shifted < margin)))
 
 
 def matched_pairs_rank_biserial(d) -> float:
@@ -164,15 +380,15 @@ def cohens_dz(d) -> float:
     return float(np.mean(d)) / sd if sd > 0 else float("nan")
 
 
-def tost_paired(d, *, margin, alpha=None, confidence_level=None, n_resamples=9999,
-                random_state=None) -> EquivalenceResult:
-    """Two one-sided Wilcoxon tests that the median of d lies inside (-margin, +margin).
+def tost_paired(d, *, margin, alpha=None, confidence_level=None) -> EquivalenceResult:
+    """Two one-sided sign tests that the median of d lies inside (-margin, +margin).
 
-    p_lower tests d + margin > 0, p_upper tests d - margin < 0; equivalence needs both, so
-    pvalue = max(p_lower, p_upper). The CI is at level 1 - 2*alpha, the interval that
-    TOST at alpha matches. Give `alpha` (default 0.05) or `confidence_level`, not both:
-    alpha = (1 - confidence_level) / 2. For a ratio effect with a multiplicative margin m,
-    pass d = log(a) - log(b) and margin = log(1 + m). Non-finite d are dropped; n counts the rest.
+    p_lower tests median(d) > -margin, p_upper tests median(d) < +margin; equivalence needs
+    both, so pvalue = max(p_lower, p_upper). The interval is the order-statistic one at
+    1 - 2*alpha, which lies inside the margin exactly when TOST rejects at alpha. Give
+    `alpha` (default 0.05) or `confidence_level`, not both. For a ratio effect with a
+    multiplicative margin m, pass d = log(a) - log(b) and margin = log(1 + m). Non-finite d
+    are dropped; n counts the rest.
     """
     if alpha is not None and confidence_level is not None:
         raise InputError(f"alpha={alpha!r} and confidence_level={confidence_level!r}: give one; "
@@ -186,41 +402,55 @@ def tost_paired(d, *, margin, alpha=None, confidence_level=None, n_resamples=999
         raise InputError(f"alpha={alpha!r}: must be a number in (0, 0.5)")
     if not (isinstance(margin, (int, float, np.floating)) and math.isfinite(margin) and margin > 0):
         raise InputError(f"margin={margin!r}: must be a positive finite number on d's scale")
-    _check_resamples(n_resamples)
     d = _as_float_array(d, "d")
-    finite = np.isfinite(d)
-    d = _enough_pairs(d[finite], int(d.size))
-    _, p_lower, _ = _signed_rank_test(d + margin, "greater")
-    _, p_upper, _ = _signed_rank_test(d - margin, "less")
+    d = _enough_pairs(d[np.isfinite(d)], int(d.size))
+    _, p_lower = sign_test(d, -margin, alternative="greater")
+    _, p_upper = sign_test(d, margin, alternative="less")
     pvalue = max(p_lower, p_upper)
-    level = 1 - 2 * alpha
-    ci, ci_method = _median_ci(d, level, n_resamples, np.random.default_rng(random_state))
     return EquivalenceResult(
         pvalue=pvalue, p_lower=p_lower, p_upper=p_upper, margin=float(margin), estimate=float(np.median(d)),
-        confidence_interval=ci, confidence_level=level, alpha=float(alpha), equivalent=bool(pvalue < alpha),
-        n=int(d.size), ci_method=ci_method,
+        confidence_interval=median_interval(d, alpha=alpha), confidence_level=1 - 2 * alpha, alpha=float(alpha),
+        equivalent=bool(pvalue <= alpha), n=int(d.size), ci_method=_ORDER_CI,
     )
 
 
-def equivalence_log_ratio(a, b, *, margin, alpha, n_resamples=9999, random_state=None) -> EffectEstimate:
-    """TOST that the median ratio a/b lies within (1/(1+margin), 1+margin), as an EffectEstimate.
+def equivalence_log_ratio(a, b, *, margin, alpha, n_resamples=9999, random_state=None, censored_a=None,
+                          censored_b=None, documents=None) -> EffectEstimate:
+    """The median ratio a/b for an equivalence claim: TOST within (1/(1+margin), 1+margin).
 
-    The form `judge` and `decide(kind="equivalence")` take: pvalue is the TOST p (the larger
-    of the two one-sided Wilcoxon p-values), the interval is at 1 - 2*alpha, the level that
-    TOST at alpha matches, both on the ratio scale.
+    The form `judge` takes for `kind="equivalence"`: the same sample as `paired_log_ratio`,
+    with pvalue the TOST p (the larger of the two one-sided sign-test p-values) and the
+    interval at 1 - 2*alpha, both on the ratio scale.
     """
-    a, b, n_dropped = _paired_iv(a, b, "two-sided", 1 - 2 * alpha, n_resamples, positive=True)
+    if not (isinstance(margin, (int, float, np.floating)) and math.isfinite(margin) and margin > 0):
+        raise InputError(f"margin={margin!r}: must be a positive finite number (a ratio margin m: 1/(1+m)..1+m)")
+    a, b, ca, cb, docs, n_dropped = _paired_iv(a, b, "two-sided", 1 - 2 * alpha, n_resamples, censored_a,
+                                               censored_b, documents, positive=True)
     d = np.log(a) - np.log(b)
-    tost = tost_paired(d, margin=math.log1p(margin), alpha=alpha, n_resamples=n_resamples,
-                       random_state=random_state)
-    low, high = tost.confidence_interval
+    sample = _sample(np.where(cb, -np.inf, d), np.where(ca, np.inf, d), True, ca, cb, docs)
+    return equivalence_estimate(sample, "median_ratio", 1.0, math.log1p(margin), alpha,
+                                n_resamples=n_resamples, random_state=random_state, n_dropped=n_dropped)
+
+
+def equivalence_estimate(sample: PairedSample, name: str, null_value: float, margin_d: float, alpha: float, *,
+                         n_resamples=9999, random_state=None, n_dropped=0) -> EffectEstimate:
+    """TOST of the median of a sample within (-margin_d, margin_d) on d's scale, as an EffectEstimate."""
+    unit = sample.by_document()
+    interval = median_interval(unit.low, unit.high, alpha=alpha)
+    _, p_lower = sign_test(unit.low, -margin_d, alternative="greater")
+    _, p_upper = sign_test(unit.high, margin_d, alternative="less")
+    to_effect = math.exp if sample.log_scale else float
+    margins = ((to_effect(-margin_d), to_effect(margin_d)))
     return EffectEstimate(
-        name="median_ratio", value=math.exp(tost.estimate),
-        confidence_interval=ConfidenceInterval(math.exp(low), math.exp(high)),
-        confidence_level=tost.confidence_level, n=tost.n, statistic_name="TOST (two one-sided Wilcoxon signed-rank)",
-        statistic=float("nan"), pvalue=tost.pvalue, alternative="two-sided", null_value=1.0, ci_method=tost.ci_method,
-        extra={"p_lower": tost.p_lower, "p_upper": tost.p_upper, "margin_ratio": (1 / (1 + margin), 1 + margin),
-               "n_dropped": n_dropped, "rank_biserial": matched_pairs_rank_biserial(d), "d_z": cohens_dz(d)},
+        name=name, value=to_effect(_point_median(sample)),
+        confidence_interval=ConfidenceInterval(to_effect(interval.low), to_effect(interval.high)),
+        confidence_level=1 - 2 * alpha, n=unit.n, statistic_name="TOST: two one-sided exact sign tests of the median",
+        statistic=float("nan"), pvalue=max(p_lower, p_upper), alternative="two-sided", null_value=null_value,
+        ci_method=_ORDER_CI,
+        extra={"p_lower": p_lower, "p_upper": p_upper, "margin": margins, "n_dropped": int(n_dropped),
+               "required_n": required_n_equivalence(unit, margin=margin_d, alpha=alpha),
+               "descriptive": _descriptive(sample, n_resamples, random_state, 1 - 2 * alpha)},
+        sample=sample,
     )
 
 
@@ -252,94 +482,101 @@ def adjust_pvalues(pvalues, method="holm") -> np.ndarray:
     return adjusted
 
 
-def required_n(d, *, sesoi, alpha, power=0.8, alternative="greater") -> int | None:
-    """Base prompts needed to settle an inconclusive result, if the observed effect is the truth.
-
-    Normal approximation for a one-sample test on d with the observed mean and sd, inflated
-    by pi/3 (the Wilcoxon test's asymptotic relative efficiency against the t-test for
-    normal data is 3/pi): the CI must clear `sesoi` (on d's own scale: np.log(1.1) for a
-    ratio SESOI of 1.1) by z_alpha + z_power standard errors. Conservative when the CI is
-    at a level wider than 1 - 2*alpha. None where it cannot be estimated (fewer than two
-    finite values, zero sd, or a mean exactly at the SESOI).
-    """
-    if alternative not in _ALTERNATIVES:
-        raise InputError(f"alternative={alternative!r}: choose one of {', '.join(_ALTERNATIVES)}")
-    if not (0 < alpha < 1) or not (0 < power < 1):
-        raise InputError(f"alpha={alpha!r}, power={power!r}: both must lie in (0, 1)")
-    d = _as_float_array(d, "d")
-    d = d[np.isfinite(d)]
-    if d.size < 2 or not math.isfinite(sesoi):
-        return None
-    sd, distance = float(np.std(d, ddof=1)), abs(float(np.mean(d)) - sesoi)
-    if sd == 0 or distance == 0:
-        return None
-    z_alpha = _sps.norm.ppf(1 - alpha / 2 if alternative == "two-sided" else 1 - alpha)
-    n = (math.pi / 3) * ((z_alpha + _sps.norm.ppf(power)) * sd / distance) ** 2
-    return max(MIN_PAIRS, math.ceil(n))
-
-
 # ---------------------------------------------------------------- internals
 
+_ORDER_CI = "order statistics of the median (exact binomial; distribution-free)"
 
-def _paired_estimate(d, name, to_effect_scale, null_value, alternative, confidence_level, n_resamples,
-                     random_state, n_dropped) -> EffectEstimate:
-    """Shared core: median of d, BCa CI resampling base prompts, signed-rank test against 0."""
-    rng = np.random.default_rng(random_state)
-    ci, ci_method = _median_ci(d, confidence_level, n_resamples, rng)
-    statistic, pvalue, pvalue_method = _signed_rank_test(d, alternative)
+
+def _point_median(sample: PairedSample) -> float:
+    point = sample.point
+    point = point[np.isfinite(point)]
+    return float(np.median(point)) if point.size else float("nan")
+
+
+def _paired_estimate(sample, name, null_value, alternative, confidence_level, n_resamples, random_state,
+                     n_dropped, sesoi_d) -> EffectEstimate:
+    """Shared core: median of d, order-statistic interval, sign test against the SESOI (else the null)."""
+    unit = sample.by_document()
+    alpha = (1 - confidence_level) / 2
+    interval = median_interval(unit.low, unit.high, alpha=alpha)
+    to_effect = math.exp if sample.log_scale else float
+    tested = 0.0 if sesoi_d is None else sesoi_d
+    if alternative == "two-sided":
+        k_up, p_up = sign_test(unit.low, tested, alternative="greater")
+        k_down, p_down = sign_test(unit.high, tested, alternative="less")
+        count, pvalue = (k_up, p_up) if p_up <= p_down else (k_down, p_down)
+        pvalue = min(1.0, 2 * pvalue)
+    else:
+        values = unit.low if alternative == "greater" else unit.high  # censoring placed against the claim
+        count, pvalue = sign_test(values, tested, alternative=alternative)
+    extra = {"tested_value": to_effect(tested), "n_dropped": int(n_dropped),
+             "descriptive": _descriptive(sample, n_resamples, random_state, confidence_level)}
+    if sesoi_d is not None and alternative != "two-sided":
+        extra["required_n"] = required_n(unit, sesoi=sesoi_d, alpha=alpha, alternative=alternative)
     return EffectEstimate(
-        name=name, value=to_effect_scale(float(np.median(d))),
-        confidence_interval=ConfidenceInterval(to_effect_scale(ci.low), to_effect_scale(ci.high)),
-        confidence_level=float(confidence_level), n=int(d.size), statistic_name=_WILCOXON,
-        statistic=statistic, pvalue=pvalue, alternative=alternative, null_value=null_value,
-        ci_method=ci_method,
-        extra={"rank_biserial": matched_pairs_rank_biserial(d), "d_z": cohens_dz(d),
-               "n_dropped": int(n_dropped), "n_zero": int(np.count_nonzero(d == 0)),
-               "pvalue_method": pvalue_method},
+        name=name, value=to_effect(_point_median(sample)),
+        confidence_interval=ConfidenceInterval(to_effect(interval.low), to_effect(interval.high)),
+        confidence_level=float(confidence_level), n=unit.n, statistic_name=_SIGN_TEST, statistic=float(count),
+        pvalue=pvalue, alternative=alternative, null_value=null_value, ci_method=_ORDER_CI, extra=extra,
+        sample=sample,
     )
 
 
-def _signed_rank_test(d, alternative) -> tuple[float, float, str]:
-    """(statistic, p, method): scipy's Wilcoxon, with the degenerate cases scipy cannot handle.
+def _descriptive(sample: PairedSample, n_resamples, random_state, confidence_level) -> dict:
+    """Read-outs beside the decision, never deciding: Wilcoxon, rank-biserial, d_z, a bootstrap CI.
 
-    All d zero: no evidence either way, p = 1. All nonzero |d| equal: every rank ties, so
-    the signed-rank test reduces exactly to the sign test; use its exact binomial p.
+    On the units' point values (censored ones at their bound). The bootstrap resamples
+    documents when bases share them (a cluster bootstrap), else base prompts.
     """
+    point = sample.point
+    keep = np.isfinite(point)
+    d = point[keep]
+    out = {"note": "descriptive only: the verdict is decided by the sign test and order-statistic interval"}
+    if d.size < MIN_PAIRS:
+        return out
+    statistic, pvalue, method = _signed_rank_test(d, "two-sided")
+    to_effect = math.exp if sample.log_scale else float
+    docs = None if sample.documents is None or sample.n_documents == sample.n else sample.documents[keep]
+    ci, ci_method = _bootstrap_median_ci(d, docs, confidence_level, min(n_resamples, 1999),
+                                         np.random.default_rng(random_state))
+    out.update({"wilcoxon_two_sided_p": pvalue, "wilcoxon_statistic": statistic, "wilcoxon_method": method,
+                "rank_biserial": matched_pairs_rank_biserial(d), "d_z": cohens_dz(d),
+                "bootstrap_ci": [to_effect(ci.low), to_effect(ci.high)], "bootstrap_method": ci_method,
+                "n_zero": int(np.count_nonzero(d == 0))})
+    return out
+
+
+def _signed_rank_test(d, alternative) -> tuple[float, float, str]:
+    """(statistic, p, method): scipy's Wilcoxon (descriptive), with the degenerate cases scipy cannot handle."""
     nonzero = d[d != 0]
     if nonzero.size == 0:
         return 0.0, 1.0, "all differences zero: p = 1"
     n_up = int(np.count_nonzero(nonzero > 0))
     if np.ptp(np.abs(nonzero)) == 0:
         pvalue = _sps.binomtest(n_up, nonzero.size, 0.5, alternative=alternative).pvalue
-        rank = (nonzero.size + 1) / 2  # the shared rank of every tied |d|
-        r_plus, r_minus = rank * n_up, rank * (nonzero.size - n_up)
-        statistic = min(r_plus, r_minus) if alternative == "two-sided" else r_plus
-        return float(statistic), float(pvalue), "exact sign test (all |d| tie)"
+        return float(n_up), float(pvalue), "exact sign test (all |d| tie)"
     result = _sps.wilcoxon(d, alternative=alternative)
     return float(result.statistic), float(result.pvalue), "scipy.stats.wilcoxon"
 
 
-def _median_ci(d, confidence_level, n_resamples, rng) -> tuple[ConfidenceInterval, str]:
-    """BCa bootstrap CI of median(d), resampling base prompts; percentile where BCa is degenerate."""
-    point = float(np.median(d))
+def _bootstrap_median_ci(d, documents, confidence_level, n_resamples, rng) -> tuple[ConfidenceInterval, str]:
+    """Percentile bootstrap of median(d), resampling documents (clusters) when given, else units."""
     if np.ptp(d) == 0:
-        return ConfidenceInterval(point, point), "none (all differences equal; the interval is the point)"
-    method = f"BCa bootstrap over base prompts ({n_resamples} resamples)"
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        # BCa's bias correction (or its jackknife acceleration) is undefined when most
-        # values tie; scipy warns and returns NaN, and we fall back to the percentile method.
-        warnings.simplefilter("ignore", _sps.DegenerateDataWarning)
-        result = _sps.bootstrap((d,), np.median, n_resamples=n_resamples, vectorized=True, axis=-1,
-                                confidence_level=confidence_level, method="BCa", rng=rng)
-    low, high = result.confidence_interval
-    if not (np.isfinite(low) and np.isfinite(high)):
-        # Same bootstrap distribution, read with the percentile method (no new resamples).
-        result = _sps.bootstrap((d,), np.median, n_resamples=0, vectorized=True, axis=-1,
-                                confidence_level=confidence_level, method="percentile",
-                                bootstrap_result=result, rng=rng)
-        low, high = result.confidence_interval
-        method = f"percentile (BCa degenerate) bootstrap over base prompts ({n_resamples} resamples)"
-    return ConfidenceInterval(float(low), float(high)), method
+        return ConfidenceInterval(float(d[0]), float(d[0])), "none (all values equal)"
+    if documents is None:
+        index = rng.integers(0, d.size, size=(n_resamples, d.size))
+        medians = np.median(d[index], axis=1)
+        how = f"percentile bootstrap over base prompts ({n_resamples} resamples)"
+    else:
+        groups = [d[documents == g] for g in np.unique(documents)]
+        medians = np.empty(n_resamples)
+        for r in range(n_resamples):
+            chosen = rng.integers(0, len(groups), size=len(groups))
+            medians[r] = np.median(np.concatenate([groups[i] for i in chosen]))
+        how = f"percentile cluster bootstrap over {len(groups)} documents ({n_resamples} resamples)"
+    tail = 100 * (1 - confidence_level) / 2
+    low, high = np.percentile(medians, [tail, 100 - tail])
+    return ConfidenceInterval(float(low), float(high)), how
 
 
 def _holm(p) -> np.ndarray:
@@ -352,8 +589,12 @@ def _holm(p) -> np.ndarray:
     return adjusted
 
 
-def _paired_iv(a, b, alternative, confidence_level, n_resamples, *, positive):
-    """Validate paired inputs like scipy's _bootstrap_iv; drop non-finite pairs -> (a, b, n_dropped)."""
+def _paired_iv(a, b, alternative, confidence_level, n_resamples, censored_a, censored_b, documents, *,
+               positive):
+    """Validate paired inputs like scipy's _bootstrap_iv; drop non-finite pairs.
+
+    -> (a, b, censored_a, censored_b, documents or None, n_dropped)
+    """
     if alternative not in _ALTERNATIVES:
         raise InputError(f"alternative={alternative!r}: choose one of {', '.join(_ALTERNATIVES)}")
     _check_level(confidence_level)
@@ -361,6 +602,17 @@ def _paired_iv(a, b, alternative, confidence_level, n_resamples, *, positive):
     a, b = _as_float_array(a, "a"), _as_float_array(b, "b")
     if a.shape != b.shape:
         raise InputError(f"a has {a.size} values and b has {b.size}: pass one value per base prompt for each")
+    flags = []
+    for name, flag in (("censored_a", censored_a), ("censored_b", censored_b)):
+        flag = np.zeros(a.shape, dtype=bool) if flag is None else np.asarray(flag)
+        if flag.shape != a.shape or flag.dtype != bool:
+            raise InputError(f"{name} must be {a.size} booleans (True: the value is only a lower bound); "
+                             f"got shape {flag.shape}, dtype {flag.dtype}")
+        flags.append(flag)
+    if documents is not None:
+        documents = np.asarray(documents)
+        if documents.shape != a.shape:
+            raise InputError(f"documents has {documents.size} entries and a has {a.size}: one per base prompt")
     finite = np.isfinite(a) & np.isfinite(b)
     if positive and np.any((a[finite] <= 0) | (b[finite] <= 0)):
         side, values = ("a", a) if np.any(a[finite] <= 0) else ("b", b)
@@ -368,7 +620,9 @@ def _paired_iv(a, b, alternative, confidence_level, n_resamples, *, positive):
         raise InputError(f"{side}[{index}] = {values[index]:g}: a log ratio needs positive values; "
                          "use paired_difference for signed data")
     _enough_pairs(a[finite], a.size)
-    return a[finite], b[finite], int(a.size - np.count_nonzero(finite))
+    docs = None if documents is None else documents[finite]
+    return (a[finite], b[finite], flags[0][finite], flags[1][finite], docs,
+            int(a.size - np.count_nonzero(finite)))
 
 
 def _enough_pairs(finite_values, n_total):

@@ -43,7 +43,7 @@ def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_pa
         for field in ("claim", "model", "layer", "n", "statistic", "effect", "p_value", "p_adjusted", "verdict"):
             assert field in record, field
         assert set(record["effect"]) >= {"name", "value", "ci_low", "ci_high"}
-        assert record["verdict"] in ("supported", "refuted", "inconclusive")
+        assert record["verdict"] in ("supported", "negligible", "reversed", "inconclusive")
         assert record["layer"] == 1 and record["n"] <= 12
         assert (report / record["figure"]).stat().st_size > 5_000
     run = data["run"]
@@ -130,7 +130,7 @@ def test_baseline_passes_unchanged_and_fails_naming_a_flipped_cell(claims_dir, t
 
     data = json.loads(baseline.read_text())
     (entry,) = data["expectations"]
-    entry["verdict"] = "supported" if entry["verdict"] != "supported" else "refuted"
+    entry["verdict"] = "supported" if entry["verdict"] != "supported" else "negligible"
     flipped = tmp_path / "flipped.json"
     flipped.write_text(json.dumps(data))
     changed = claims_dir.runpytest_subprocess(*args, "--report-dir", str(tmp_path / "r3"), "--baseline", str(flipped))
@@ -193,6 +193,6 @@ def test_sae_claims_run_on_the_users_saes(pytester, tiny_model_dir, tmp_path):
     for record in records.values():
         assert record["layer"] == 1 and record["n"] == 12
         assert record["effect"]["ci_low"] <= record["effect"]["value"] <= record["effect"]["ci_high"]
-        assert record["verdict"] in ("supported", "refuted", "inconclusive")
+        assert record["verdict"] in ("supported", "negligible", "reversed", "inconclusive")
     assert records["C10a"]["details"]["sae_source"] == "--sae"
     assert records["C10b"]["details"]["l0_on_pool"]["low_l0"] < records["C10b"]["details"]["l0_on_pool"]["high_l0"]

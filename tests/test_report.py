@@ -53,7 +53,7 @@ def make_record(claim="C1", verdict="supported", layer=1, effect=1.4, seed=0, ti
 def report(tmp_path_factory):
     """A finished run of three cells, shared by the tests that only read it (each figure takes ~0.3 s)."""
     run = RunReport(tmp_path_factory.mktemp("report") / "run", run_meta=META)
-    for claim, verdict in (("C1", "supported"), ("C2", "refuted"), ("C10", "inconclusive")):
+    for claim, verdict in (("C1", "supported"), ("C2", "negligible"), ("C10", "inconclusive")):
         run.add(make_record(claim, verdict))
     run.finalize(wall_time_s=65.0, extra_meta={"corpus": {"documents": 3}})
     return run
@@ -92,8 +92,11 @@ def test_non_finite_numbers_are_written_as_null(report):
 def test_results_json_is_written_as_each_record_arrives(tmp_path):
     run = RunReport(tmp_path / "run", run_meta=META)
     run.add(make_record("C1"))
-    data = load_results(tmp_path / "run")  # no finalize: a crash now would lose nothing
+    data = load_results(tmp_path / "run", allow_incomplete=True)  # no finalize: a crash now would lose nothing
     assert [r["claim"] for r in data["records"]] == ["C1"] and data["run"]["finished"] is None
+    assert data["run"]["complete"] is False  # a run killed now is marked as such on disk
+    with pytest.raises(ReportError, match="incomplete run"):
+        load_results(tmp_path / "run")  # and refused for comparisons
     assert not [p for p in (tmp_path / "run").rglob("*.tmp")]  # temporary files were renamed away
 
 
@@ -138,7 +141,7 @@ def test_set_adjusted_updates_json_and_redraws(tmp_path):
     report.add(make_record("C1"))
     before = (report.directory / "figures/C1_smollm2-135m_L1.png").read_bytes()
     report.set_adjusted(("C1", "smollm2-135m", 1), 0.03, "inconclusive", "p_adj 0.03 >= alpha 0.01")
-    record = load_results(report.directory)["records"][0]
+    record = load_results(report.directory, allow_incomplete=True)["records"][0]  # mid-run
     assert (record["p_adjusted"], record["verdict"], record["reason"]) == (0.03, "inconclusive",
                                                                            "p_adj 0.03 >= alpha 0.01")
     assert (report.directory / record["figure"]).read_bytes() != before  # the title names the verdict
@@ -149,7 +152,7 @@ def test_set_adjusted_updates_json_and_redraws(tmp_path):
 def test_summary_md_has_provenance_and_every_verdict(report):
     summary = (report.directory / "summary.md").read_text()
     for text in ("seed** 7", "smollm2-135m", "ab" * 32, "device cuda:0", "lee", "cd" * 32, "torch 2.13.0", "65.0 s",
-                 "| C1 |", "**supported**", "| C2 |", "**refuted**", "| C10 |", "**inconclusive**",
+                 "| C1 |", "**supported**", "| C2 |", "**negligible**", "| C10 |", "**inconclusive**",
                  "(figures/C1_smollm2-135m_L1.png)", "median ratio 1.4 (synthetic)"):
         assert text in summary, text
 
@@ -175,7 +178,10 @@ def test_default_directory_is_a_timestamp_under_reports_with_latest(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     first = RunReport(None, run_meta=META)
     second = RunReport(None, run_meta=META)  # the same second: a distinct directory
+    assert not (tmp_path / "reports").exists()  # nothing created before the first record
     for run in (first, second):
+        run.add(make_record())
+        run.finalize(wall_time_s=1.0)  # reports/latest moves at the end of the run
         assert run.directory.parent == tmp_path / "reports"
         assert run.directory.name[:4].isdigit() and "T" in run.directory.name and ":" not in run.directory.name
     assert first.directory != second.directory
@@ -214,7 +220,7 @@ def test_verdict_table_has_one_row_per_record(report):
     assert [c.header for c in table.columns] == ["claim", "model", "layer", "n", "effect [CI]", "p", "p_adj",
                                                  "verdict"]
     verdicts = [cell.plain for cell in table.columns[-1]._cells]
-    assert verdicts == ["supported", "refuted", "inconclusive"]
+    assert verdicts == ["supported", "negligible", "inconclusive"]
     styles = [str(cell.style) for cell in table.columns[-1]._cells]
     assert "green" in styles[0] and "red" in styles[1] and "yellow" in styles[2]
 
@@ -252,7 +258,7 @@ def test_forest_figure_covers_every_cell_and_is_linked(report):
 def test_forest_figure_mixes_effect_names_and_survives_missing_numbers(tmp_path):
     from mcis_claims.figures import plot_forest
 
-    records = [make_record(f"C{i % 3 + 1}", ("supported", "refuted", "inconclusive")[i % 3], layer=i, effect=1 + i / 40,
+    records = [make_record(f"C{i % 3 + 1}", ("supported", "negligible", "inconclusive")[i % 3], layer=i, effect=1 + i / 40,
                            model=("smollm2-135m", "gpt2")[i % 2]).to_dict() for i in range(40)]
     records[0]["effect"] = {"name": "mean_difference", "value": -0.1, "ci_low": -0.3, "ci_high": 0.1}  # linear panel
     records[1]["effect"].update(value=None, ci_low=None, ci_high=None)  # NaN in the run: drawn as text only

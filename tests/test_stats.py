@@ -737,7 +737,6 @@ class TestToDict:
         payload = json.loads(json.dumps(decision.to_dict(), allow_nan=False))
         assert payload["verdict"] == "supported" and payload["family"] == 2
 
-    @pytest.mark.xfail(strict=True, reason="Decision.to_dict passes inf/NaN through (bug reported, verdict.py)")
     def test_decision_with_an_open_interval_is_strict_json(self):
         # n = 6 at family 32: no order statistic bounds the median, the interval is (0, inf).
         decision = decide(make_spec(), stats.paired_log_ratio(np.full(6, 2.0), np.ones(6)), family=32)
