@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             return _train_sae(args)
     except McisError as exc:
         print(f"mcis-claims: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)  # stability passes on its seed run's code (4, 6, ...)
     return 0
 
 

@@ -7,6 +7,7 @@ quick looks and is labelled "not comparable" in reports; `default` is what
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -36,14 +37,31 @@ class RunConfig:
     device: str = "cpu"  # where the models run (cpu, cuda, cuda:<i>, auto); results come back on the CPU
 
     def __post_init__(self):
+        """Every check that needs no model runs here, so a wrong option fails in seconds (exit 4)."""
+        from .activations import MIN_FIT_PROMPTS
+
         if self.n_prompts < 8:
             raise InputError(f"--n-prompts {self.n_prompts}: need at least 8 base prompts for a paired test")
+        if self.n_fit < MIN_FIT_PROMPTS:
+            raise InputError(f"--n-fit {self.n_fit}: the Gaussian fit needs at least {MIN_FIT_PROMPTS} prompts "
+                             f"(a full-rank covariance); use --n-fit {MIN_FIT_PROMPTS} or more")
         if self.n_directions < 1:
             raise InputError(f"--n-directions {self.n_directions}: need at least 1")
-        if self.kl_threshold <= 0:
-            raise InputError(f"--kl-threshold {self.kl_threshold}: must be positive (nats)")
+        if not (math.isfinite(self.kl_threshold) and self.kl_threshold > 0):  # nan <= 0 is False
+            raise InputError(f"--kl-threshold {self.kl_threshold}: must be a finite positive number of nats "
+                             f"(default 0.1)")
         if self.prompt_length < 2:
             raise InputError(f"--prompt-length {self.prompt_length}: must be at least 2 tokens")
+        for option, value in (("--layers", self.layers), ("--sae-layers", self.sae_layers), ("--sae", self.sae),
+                              ("--corpus", self.corpus)):
+            if value is not None and not str(value).strip(" ,"):  # '' must not quietly mean "the default"
+                raise InputError(f"--{option.lstrip('-')} {value!r}: empty; give a value or leave the option out")
+        if self.corpus not in ("lee", "pydoc") and not self.corpus.startswith("hf:"):
+            from pathlib import Path
+
+            if not Path(self.corpus).expanduser().exists():
+                raise InputError(f"--corpus {self.corpus}: no such file or folder; use lee, pydoc, a text file, "
+                                 f"a folder of *.txt or hf:<dataset>")
         resolve_device(self.device)  # a missing or unknown device fails before anything loads
 
     @property

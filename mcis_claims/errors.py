@@ -4,7 +4,15 @@ Every user mistake (an unknown model, a layer out of range, a corrupt file, no
 network, an unwritable directory) raises a subclass of `McisError` whose message
 is one line that names the bad value and says what to do. The pytest plugin
 turns these into a one-line usage error instead of a traceback.
+
+Exit codes of `pytest claims/` (0-5 are pytest's own; 1 stays "a claim is refuted"):
+an option that is wrong on its face (found before any model loads) is pytest's usage
+error, 4; a bad input found while the run works (an empty corpus, an SAE with NaN
+weights, a model file that does not load) stops the run with EXIT_INPUT_ERROR, so a
+script can tell "the data refute the claim" from "the run could not judge it".
 """
+
+EXIT_INPUT_ERROR = 6  # a McisError raised while a cell ran; documented in the README
 
 
 class McisError(Exception):

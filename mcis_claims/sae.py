@@ -24,11 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +34,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .cache import atomic_write, build_lock, sha256_bytes
 from .directions import DirectionKind, unit
 from .errors import InputError, ModelLoadError
 from .progress import progress_bar
@@ -162,9 +161,6 @@ def load_sae(path) -> SAE:
     exponentiated; TopK `rescale_acts_by_decoder_norm` is folded into the weights (same
     outputs). Weights are converted to float32.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     root = Path(path).expanduser()
     if root.is_file() and root.name in (CFG_FILENAME, WEIGHTS_FILENAME):
         root = root.parent
@@ -174,17 +170,8 @@ def load_sae(path) -> SAE:
     for file in (cfg_path, weights_path):
         if not file.is_file():
             raise ModelLoadError(f"SAE {root}: missing {file.name} (SAELens layout: {CFG_FILENAME} + {WEIGHTS_FILENAME})")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"SAE {cfg_path}: corrupt JSON ({str(exc).splitlines()[0]})") from None
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"SAE {cfg_path}: expected a JSON object, got {type(cfg).__name__}")
+    cfg, tensors = _read_files(cfg_path, weights_path)
     architecture, k = _architecture(cfg, cfg_path)
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"SAE {weights_path}: cannot read safetensors ({str(exc).splitlines()[0]})") from None
     if "threshold" not in tensors and "log_threshold" in tensors:
         tensors["threshold"] = tensors["log_threshold"].float().exp()
     needed = ["W_enc", "b_enc", "W_dec", "b_dec"] + (["threshold"] if architecture == "jumprelu" else [])
@@ -215,6 +202,46 @@ def load_sae(path) -> SAE:
         raise ModelLoadError(f"SAE {root}: {str(exc).removeprefix('SAE: ')}") from None
 
 
+_READ_ATTEMPTS = 5  # a concurrent save_sae swaps two files; a read caught between them reads again
+
+
+def _read_files(cfg_path: Path, weights_path: Path) -> tuple[dict, dict]:
+    """cfg.json and the tensors, read as one consistent pair.
+
+    When cfg.json records the weights' sha256 (every save_sae does), the bytes read must hash to
+    it: a mismatch right after a concurrent save_sae is read again; one that persists means the
+    weights changed after they were written, and is an error rather than silently other tensors.
+    """
+    from safetensors.torch import load
+
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            data = weights_path.read_bytes()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"SAE {cfg_path}: corrupt JSON ({str(exc).splitlines()[0]})") from None
+        except OSError as exc:
+            raise ModelLoadError(f"SAE {cfg_path.parent}: cannot read ({exc.strerror or exc}: "
+                                 f"{Path(exc.filename or cfg_path).name})") from None
+        if not isinstance(cfg, dict):
+            raise ModelLoadError(f"SAE {cfg_path}: expected a JSON object, got {type(cfg).__name__}")
+        ours = cfg.get("mcis_claims") if isinstance(cfg.get("mcis_claims"), dict) else {}
+        expected, got = ours.get("weights_sha256"), sha256_bytes(data)
+        if expected is None or got == expected:
+            break
+        time.sleep(0.05 * (attempt + 1))
+    else:
+        raise ModelLoadError(f"SAE {weights_path}: sha256 {got[:12]}... is not the {str(expected)[:12]}... that "
+                             f"{CFG_FILENAME} records; the weights changed after they were written: save or "
+                             f"train the SAE again")
+    try:
+        tensors = load(data)
+    except Exception as exc:  # safetensors raises SafetensorError, ValueError, ... on a bad header
+        raise ModelLoadError(f"SAE {weights_path}: cannot read safetensors ({type(exc).__name__}: "
+                             f"{(str(exc).splitlines() or [''])[0]})") from None
+    return cfg, tensors
+
+
 def _architecture(cfg: dict, cfg_path: Path) -> tuple[str, int | None]:
     name = str(cfg.get("architecture", "standard")).lower()
     activation = str(cfg.get("activation_fn_str") or cfg.get("activation_fn") or "relu").lower()
@@ -241,13 +268,16 @@ def _architecture(cfg: dict, cfg_path: Path) -> tuple[str, int | None]:
     raise ModelLoadError(f"SAE {cfg_path}: unknown architecture {name!r}; supported: standard, topk, jumprelu")
 
 
-def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | None = None) -> Path:
+def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | None = None,
+             lock: bool = True) -> Path:
     """Write `sae` in the SAELens v6 layout; `load_sae(path)` gives back identical tensors.
 
     `extra_cfg` goes under the top-level key "mcis_claims" (SAELens ignores unknown
-    top-level keys; its `meta` block is strict, so nothing of ours goes there).
+    top-level keys; its `meta` block is strict, so nothing of ours goes there), beside
+    `weights_sha256`, which load_sae checks. Safe under concurrent writers and readers: see
+    `_write_files`. lock=False only for a caller that already holds build_lock(path).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     root = Path(path).expanduser()
     hook_name = hook_name or sae.hook_name
@@ -265,24 +295,28 @@ def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | 
         cfg["k"] = sae.k
         cfg["rescale_acts_by_decoder_norm"] = False
     extras = {**(sae.cfg.get("mcis_claims") or {}), **(extra_cfg or {})}
-    if extras:
-        cfg["mcis_claims"] = extras
     tensors = {"W_enc": sae.W_enc, "b_enc": sae.b_enc, "W_dec": sae.W_dec, "b_dec": sae.b_dec}
     if sae.architecture == "jumprelu":
         tensors["threshold"] = sae.threshold
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(staging / WEIGHTS_FILENAME))
-        (staging / CFG_FILENAME).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(staging, root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    weights = save({k: v.detach().contiguous() for k, v in tensors.items()})
+    # the content hash, checked by load_sae: a changed or half-replaced weights file is caught
+    cfg["mcis_claims"] = {**extras, "weights_sha256": sha256_bytes(weights)}
+    if lock:  # two writers of one path take turns, so the pair on disk always matches
+        with build_lock(root):
+            _write_files(root, weights, cfg)
+    else:
+        _write_files(root, weights, cfg)
     sae.cfg = cfg
     return root
+
+
+def _write_files(root: Path, weights: bytes, cfg: dict) -> None:
+    """Each file through a temporary name and a rename, weights first, cfg.json (with the weights'
+    sha256) last: a reader sees whole files, and load_sae reads again if it caught the pair mid-swap.
+    The caller holds build_lock(root)."""
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write(root / WEIGHTS_FILENAME, weights)
+    atomic_write(root / CFG_FILENAME, (json.dumps(cfg, indent=2) + "\n").encode("utf-8"))
 
 
 _RESID_HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
@@ -552,22 +586,42 @@ def default_sae(model, layer: int, *, l0_target: int = DEFAULT_L0S[0], progress:
     Cached under `assets.cache_dir()/sae/<model>-L<layer>-topk-k<k>-...-<fingerprint>`; the
     training report is in its cfg.json under mcis_claims.training. Harvested activations
     are shared by every SAE trained for the same model and layer in one process.
+    The cache is verified on load (the weights' sha256 in cfg.json): a changed file is trained
+    again with a one-line warning. Two processes that need it at once train it once: the
+    second waits on the lock, then loads what the first wrote.
     """
     path = default_sae_dir(model, layer, l0_target)
-    if (path / WEIGHTS_FILENAME).is_file():
-        try:
-            return load_sae(path)
-        except ModelLoadError:
-            pass  # a corrupt cache entry: train again
-    key = (model.fingerprint, layer)
-    if key not in _HARVESTS:
-        _HARVESTS.clear()  # keep one pool in memory (hundreds of MB)
-        _HARVESTS[key] = harvest(model, layer)
-    sae, report = train_sae(model, layer, k=l0_target, data=_HARVESTS[key], progress=progress)
-    save_sae(sae, path, hook_name=report.hook_name, extra_cfg={
-        "trained_by": "mcis_claims.sae.train_sae", "model_fingerprint": model.fingerprint,
-        "corpus": "lee + pydoc, 64-token windows, position 0 dropped", "training": report.to_dict()})
-    return load_sae(path)
+    cached, _ = _cached_default(path)
+    if cached is not None:
+        return cached
+    with build_lock(path):
+        cached, problem = _cached_default(path)  # another process may have trained it while we waited
+        if cached is not None:
+            return cached
+        if problem:
+            warnings.warn(f"mcis-claims: {problem}; training it again", stacklevel=2)
+        key = (model.fingerprint, layer)
+        if key not in _HARVESTS:
+            _HARVESTS.clear()  # keep one pool in memory (hundreds of MB)
+            _HARVESTS[key] = harvest(model, layer)
+        sae, report = train_sae(model, layer, k=l0_target, data=_HARVESTS[key], progress=progress)
+        save_sae(sae, path, hook_name=report.hook_name, lock=False, extra_cfg={
+            "trained_by": "mcis_claims.sae.train_sae", "model_fingerprint": model.fingerprint,
+            "corpus": "lee + pydoc, 64-token windows, position 0 dropped", "training": report.to_dict()})
+        return load_sae(path)
+
+
+def _cached_default(path: Path) -> tuple[SAE | None, str | None]:
+    """(the cached default SAE, None), or (None, why it cannot be used); (None, None) if there is none."""
+    if not (path / CFG_FILENAME).is_file():
+        return None, None
+    try:
+        sae = load_sae(path)
+    except ModelLoadError as exc:
+        return None, f"cached SAE unusable: {exc}"
+    if "weights_sha256" not in (sae.cfg.get("mcis_claims") or {}):
+        return None, f"cached SAE {path} records no weights sha256 (written by an older mcis-claims)"
+    return sae, None
 
 
 def training_report(sae: SAE) -> dict | None:
@@ -715,25 +769,37 @@ def sae_decoder(sae: SAE, which: str = "active") -> DirectionKind:
 # ---------------------------------------------------------------- helpers for claim C10
 
 
-def cell_saes(cell) -> tuple[SAE, list[SAE], str]:
+def cell_saes(cell, need: str = "both") -> tuple[SAE, list[SAE], str]:
     """The SAE for C10(a) and the SAEs (>= 2, by L0) for C10(b) of a claim cell, and where they came from.
 
-    --sae DIR: that SAE for (a); --sae DIR1,DIR2[,...]: the first for (a), all for (b).
-    Otherwise the default TopK SAEs (DEFAULT_L0S), trained on first use and cached.
+    --sae DIR: that SAE for (a), and no SAEs for (b): need="b" skips the cell with the option to
+    pass, rather than train default SAEs the user did not ask for. --sae DIR1,DIR2[,...]: the
+    first for (a), all for (b). Otherwise the default TopK SAEs (DEFAULT_L0S), trained on first
+    use and cached.
     """
-    def defaults():
-        return cell.workspace.cached(("default_saes", cell.model_name, cell.layer),
-                                     lambda: [default_sae(cell.model, cell.layer, l0_target=k) for k in DEFAULT_L0S])
+    if need not in ("a", "b", "both"):
+        raise ValueError(f"need={need!r}: 'a', 'b' or 'both'")
+    def default(k):
+        return cell.workspace.cached(("default_sae", cell.model_name, cell.layer, k),
+                                     lambda: default_sae(cell.model, cell.layer, l0_target=k))
 
     paths = [p.strip() for p in str(cell.config.sae or "").split(",") if p.strip()]
     if not paths:
-        return defaults()[0], defaults(), "default"
+        if need == "a":  # C10a alone needs only the first default SAE
+            return default(DEFAULT_L0S[0]), [], "default"
+        saes = [default(k) for k in DEFAULT_L0S]
+        return saes[0], saes, "default"
     user = [load_sae(path) for path in paths]
     for path, sae in zip(paths, user):
         check_site(sae, cell.model, cell.layer, source=f"--sae {path}")
     if len(user) >= 2:
         return user[0], user, "--sae"
-    return user[0], defaults(), "--sae for (a), default SAEs for (b)"
+    if need == "b":
+        import pytest
+
+        pytest.skip(f"C10b compares SAEs of two L0s and --sae names one ({paths[0]}); "
+                    f"pass --sae LOW_L0_DIR,HIGH_L0_DIR to run it")
+    return user[0], [], "--sae (C10a only)"
 
 
 def cell_sweep_points(cell, label: str, bases: torch.Tensor, u: torch.Tensor, *, reference: bool):

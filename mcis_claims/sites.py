@@ -42,8 +42,10 @@ def check_layer(layer: int, n_layers: int, model: str = "the model") -> int:
 
 def select_layers(spec: str | None, n_layers: int, model: str = "the model") -> list[int]:
     """Parse a --layers value: `1,15,29`, `all`, `every:3`, `default` (or None)."""
-    if spec is None or spec.strip() in ("", "default"):
+    if spec is None or spec.strip() == "default":
         return default_layers(n_layers)
+    if not spec.strip(" ,"):  # an empty value is a mistake, not a request for the default
+        raise SiteError(f"--layers {spec!r}: no layer given; use e.g. 1,15,29, all, every:3 or default")
     spec = spec.strip()
     if spec == "all":
         return list(range(n_layers))

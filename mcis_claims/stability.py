@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .errors import McisError
 from .report import load_results
 
 
@@ -42,22 +42,54 @@ def run_seeds(seeds: list[int], pytest_args: list[str], out: Path, claims_dir: s
               resume: bool = False) -> dict[int, Path]:
     """Run the grid once per seed; return seed -> results.json. A refuted claim is not an error here.
 
-    resume: keep a seed whose OUT/seed-S/results.json already exists (a long run, interrupted)."""
+    Any other exit (4: a usage error, EXIT_INPUT_ERROR: a bad corpus, SAE or model file, 2: an
+    interrupt) stops the whole run at that seed with the child's own one-line error and exit code:
+    every later seed would fail the same way.
+    resume: keep a seed whose OUT/seed-S/results.json is there and complete (a long run, interrupted)."""
     results = {}
     for seed in seeds:
         report = out / f"seed-{seed}"
         if resume and (report / "results.json").is_file():
-            print(f"seed {seed}: reusing {report / 'results.json'}", flush=True)
-            results[seed] = report / "results.json"
-            continue
+            try:
+                load_results(report)  # refuses a report with "complete": false
+            except McisError as exc:
+                print(f"seed {seed}: running it again ({exc})", flush=True)
+            else:
+                print(f"seed {seed}: reusing {report / 'results.json'}", flush=True)
+                results[seed] = report / "results.json"
+                continue
         command = [sys.executable, "-m", "pytest", claims_dir, "--seed", str(seed), "--report-dir", str(report),
                    "-q", "-p", "no:cacheprovider", *pytest_args]
         print(f"$ {' '.join(command)}", flush=True)
-        code = subprocess.run(command).returncode
+        code, error = _run_echoing(command)
         if code not in (0, 1):  # 1 = some claim refuted: a result, not a failure to run
-            raise InputError(f"the claim run for seed {seed} exited with {code}; see its output above")
+            raise StabilityStopped(f"seed {seed}: the claim run exited {code}"
+                                   f"{': ' + error if error else '; see its output above'}", exit_code=code)
         results[seed] = report / "results.json"
     return results
+
+
+class StabilityStopped(McisError):
+    """A seed's run could not judge its grid; carries the run's exit code for `mcis-claims` to return."""
+
+    def __init__(self, message: str, *, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _run_echoing(command: list[str]) -> tuple[int, str | None]:
+    """Run `command`, echoing its output as it comes; return its exit code and its one-line error
+    (pytest's "ERROR: ..." usage line, or the plugin's "mcis-claims: input error ..." line), if any."""
+    error = None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", bufsize=1) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            text = line.strip()
+            if text.startswith(("ERROR: ", "mcis-claims: input error")):
+                error = text.removeprefix("ERROR: ")
+    return proc.returncode, error
 
 
 def summarize(results: dict[int, Path]) -> list[CellStability]:

@@ -84,3 +84,50 @@ def test_wrap_hf_model_exposes_tl_hook_names(tiny_model):
         "blocks.1.hook_resid_pre") is not None
     meta = tiny_model.to_meta()
     assert meta["n_layers"] == 3 and meta["dtype"] == "float32" and len(meta["fingerprint_sha256"]) == 64
+
+
+def test_a_changed_tensor_in_the_cached_conversion_is_detected_and_rebuilt(tmp_path, monkeypatch, tokenizer):
+    """The embedded model's conversion cache, with a tiny Llama standing in for the dequantised GGUF."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from conftest import tiny_llama
+
+    monkeypatch.setenv("MCIS_CLAIMS_CACHE", str(tmp_path))
+    monkeypatch.setattr(models.assets, "fetch", lambda asset: tmp_path / "stand-in.gguf")
+    conversions = []
+
+    def convert(directory, filename, key):
+        conversions.append(key)
+        return tiny_llama(n_layers=2, d_model=32, seed=0), tokenizer
+
+    monkeypatch.setattr(models, "_load_gguf", convert)
+    hf_model, _, _, fingerprint, notes = models._load_embedded(models.EMBEDDED)
+    assert len(conversions) == 1 and notes == [] and fingerprint == models._state_fingerprint(hf_model)
+    _, _, _, cached_fingerprint, notes = models._load_embedded(models.EMBEDDED)
+    assert len(conversions) == 1 and notes == [] and cached_fingerprint == fingerprint  # read back, verified
+
+    [converted] = [p for p in (tmp_path / "models").iterdir() if p.is_dir()]
+    name = "model.layers.0.mlp.down_proj.weight"
+    tensors = load_file(converted / "model.safetensors")
+    tensors[name] = torch.zeros_like(tensors[name])  # one MLP matrix zeroed, as in the issue
+    save_file(tensors, converted / "model.safetensors", metadata={"format": "pt"})
+
+    with pytest.warns(UserWarning, match=r"cached conversion .* has weights sha256 .*changed on disk.*rebuilt"):
+        loaded = models.load_model(models.EMBEDDED, reuse=False)
+    assert len(conversions) == 2  # rebuilt from the (stand-in) verified GGUF, not used
+    assert loaded.fingerprint == fingerprint  # of the weights actually used
+    assert torch.equal(load_file(converted / "model.safetensors")[name], hf_model.state_dict()[name])
+    assert models._load_embedded(models.EMBEDDED)[4] == [] and len(conversions) == 2  # the cache is whole again
+
+
+def test_a_truncated_local_model_is_one_line(tmp_path):
+    from conftest import char_tokenizer, tiny_llama
+
+    tiny_llama(n_layers=2, d_model=32).save_pretrained(tmp_path)
+    char_tokenizer(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match="cannot load model") as info:
+        models.load_model(str(tmp_path), reuse=False)
+    assert "\n" not in str(info.value)

@@ -327,3 +327,127 @@ def test_decoder_directions_are_unit_rows_of_the_right_latents():
             saes.sae_decoder(sae, "dead").sample(stats, 2, 1, torch.Generator().manual_seed(0))
     with pytest.raises(InputError, match="which='alive'"):
         saes.sae_decoder(sae, "alive")
+
+
+# ---------------------------------------------------------------- the SAE cache: verified, atomic, one build
+
+
+def cheap_default_training(monkeypatch):
+    """default_sae's harvest and training, shrunk to seconds on the tiny models; counts trainings."""
+    real_harvest, real_train, trained = saes.harvest, saes.train_sae, []
+    monkeypatch.setattr(saes, "harvest", lambda model, layer: real_harvest(model, layer, documents()))
+
+    def train(*args, **kwargs):
+        trained.append(kwargs.get("k"))
+        return real_train(*args, tokens_budget=512, batch_size=128, **kwargs)
+
+    monkeypatch.setattr(saes, "train_sae", train)
+    return trained
+
+
+def test_the_default_sae_cache_is_verified_and_a_changed_file_retrained(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("MCIS_CLAIMS_CACHE", str(tmp_path))
+    trained = cheap_default_training(monkeypatch)
+    first = saes.default_sae(tiny_model, 1, l0_target=4, progress=False)
+    assert trained == [4] and first.cfg["mcis_claims"]["weights_sha256"]
+    assert saes.default_sae(tiny_model, 1, l0_target=4, progress=False).fingerprint == first.fingerprint
+    assert trained == [4]  # the second call loaded the cache
+    path = saes.default_sae_dir(tiny_model, 1, 4)
+    t = {k: v.clone() for k, v in {"W_enc": first.W_enc, "b_enc": first.b_enc, "W_dec": first.W_dec,
+                                   "b_dec": first.b_dec}.items()}
+    t["W_dec"][0] = 0.0  # one decoder row changed on disk, cfg.json untouched
+    save_file(t, str(path / saes.WEIGHTS_FILENAME))
+    with pytest.raises(ModelLoadError, match="sha256 .* is not the .* that cfg.json records"):
+        saes.load_sae(path)
+    with pytest.warns(UserWarning, match="cached SAE unusable: .*sha256.*; training it again"):
+        again = saes.default_sae(tiny_model, 1, l0_target=4, progress=False)
+    assert trained == [4, 4] and again.fingerprint == first.fingerprint  # training is deterministic
+
+
+TWO_BUILDERS = r"""
+import json, os, sys, time
+sys.path.insert(0, {tests!r})
+from transformers import AutoTokenizer
+from conftest import tiny_llama
+from test_sae import documents
+from mcis_claims import sae as saes
+from mcis_claims.models import wrap_hf_model
+
+model = wrap_hf_model("tiny-llama", tiny_llama(n_layers=3, d_model=32), AutoTokenizer.from_pretrained({tok!r}))
+real_harvest, real_train, trained = saes.harvest, saes.train_sae, []
+saes.harvest = lambda m, layer: real_harvest(m, layer, documents())
+def train(*args, **kwargs):
+    trained.append(kwargs["k"])
+    time.sleep(2)  # hold the lock long enough that the other process surely asks for it meanwhile
+    return real_train(*args, tokens_budget=512, batch_size=128, **kwargs)
+saes.train_sae = train
+open(os.path.join({ready!r}, str(os.getpid())), "w").close()
+while len(os.listdir({ready!r})) < 2:  # both processes reach default_sae together
+    time.sleep(0.01)
+sae = saes.default_sae(model, 1, l0_target=4, progress=False)
+print(json.dumps({{"trained": len(trained), "fingerprint": sae.fingerprint}}))
+"""
+
+
+def test_two_processes_that_need_the_same_sae_train_it_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import char_tokenizer
+
+    char_tokenizer(tmp_path / "tok")
+    (tmp_path / "ready").mkdir()
+    script = TWO_BUILDERS.format(tests=str(Path(__file__).parent), tok=str(tmp_path / "tok"),
+                                 ready=str(tmp_path / "ready"))
+    env = {**os.environ, "MCIS_CLAIMS_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sorted(r["trained"] for r in results) == [0, 1]  # one trained; the other waited, then loaded it
+    assert results[0]["fingerprint"] == results[1]["fingerprint"]
+    assert not [p for p in (tmp_path / "cache").rglob("*.tmp")]
+
+
+def test_concurrent_writers_and_a_reader_never_see_a_broken_sae(tmp_path):
+    """The issue's probe (two writers and a reader on one path), as threads for 3 s: every load
+    returns one of the two SAEs written, whole; no OSError, no FileNotFoundError."""
+    import threading
+    import time
+
+    def make(seed):
+        t = random_tensors(seed=seed)
+        return saes.SAE(t["W_enc"], t["b_enc"], t["W_dec"], t["b_dec"], architecture="relu")
+
+    candidates = [make(1), make(2)]
+    path = tmp_path / "shared-sae"
+    saes.save_sae(candidates[0], path)
+    expected = {s.fingerprint for s in candidates}
+    errors, loads, stop = [], [], time.monotonic() + 3.0
+
+    def write(sae):
+        while time.monotonic() < stop:
+            try:
+                saes.save_sae(sae, path)
+            except Exception as exc:  # noqa: BLE001 - the test collects every failure
+                errors.append(f"write: {type(exc).__name__}: {exc}")
+
+    def read():
+        while time.monotonic() < stop:
+            try:
+                loads.append(saes.load_sae(path).fingerprint)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"read: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in candidates] + [threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(loads) > 20 and set(loads) <= expected
+    assert saes.load_sae(path).fingerprint in expected  # the pair left on disk is consistent

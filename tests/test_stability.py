@@ -35,7 +35,7 @@ def test_resume_reuses_finished_seeds_without_running_them(tmp_path, monkeypatch
 
     results(tmp_path / "seed-0", [("C1", "supported", 4.1)])
     results(tmp_path / "seed-1", [("C1", "refuted", 0.9)])
-    monkeypatch.setattr(stability.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    monkeypatch.setattr(stability.subprocess, "Popen", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
     found = stability.run_seeds([0, 1], [], tmp_path, resume=True)
     assert found == {0: tmp_path / "seed-0" / "results.json", 1: tmp_path / "seed-1" / "results.json"}
     assert not summarize(found)[0].kept
