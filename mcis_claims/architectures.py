@@ -31,7 +31,7 @@ from transformers.activations import ACT2FN
 
 from .errors import InputError, ModelLoadError
 
-SUPPORTED = ("llama", "mistral", "qwen2", "gpt2")  # fast stacks; everything else goes the generic path
+SUPPORTED = ("llama", "mistral", "qwen2", "gemma3_text", "gpt2")  # fast stacks; everything else goes the generic path
 ATTENTION_KINDS = ("full_attention", "sliding_attention")  # `layer_types` the generic path can run
 ALIBI = ("bloom", "mpt", "falcon")  # attention biases shaped (batch * heads, ...), not per row
 
@@ -190,6 +190,102 @@ class LlamaStack(DecodeStack):
 
     def final_residual_to_logits(self, h):
         return _linear(self._rms(h, self.final_norm), self.unembed, self.unembed_bias)
+
+
+class Gemma3Stack(LlamaStack):
+    """Gemma-3 text blocks: (1 + w) RMSNorms before and after attention and MLP, q/k RMSNorm,
+    rotary GQA with a base per layer type (sliding / full), GELU-tanh gated MLP.
+
+    The prompt must fit the sliding window (checked in build_prefix), so sliding layers see
+    every prefix position and differ from full ones only in their rotary base.
+    """
+
+    def __init__(self, hf_model):
+        cfg = hf_model.config
+        if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None):
+            raise ModelLoadError("gemma3: logit softcapping is not in the fast stack")  # the generic path has it
+        self.arch = cfg.model_type
+        body = hf_model.model
+        self.n_layers = cfg.num_hidden_layers
+        self.d_model = cfg.hidden_size
+        self.d_mlp = cfg.intermediate_size
+        self.d_vocab = cfg.vocab_size
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv_heads = cfg.num_key_value_heads
+        self.head_dim = cfg.head_dim
+        self.eps = cfg.rms_norm_eps
+        self.act = ACT2FN[cfg.hidden_activation]
+        self.rotary = body.rotary_emb
+        self.layer_types = list(cfg.layer_types)
+        self.window = _sliding_window(cfg)
+        self.scale = cfg.query_pre_attn_scalar**-0.5
+        self.layers = []
+        for block in body.layers:
+            attn, mlp = block.self_attn, block.mlp
+            self.layers.append(dict(
+                norm1=block.input_layernorm.weight.detach(), post_attn=block.post_attention_layernorm.weight.detach(),
+                norm2=block.pre_feedforward_layernorm.weight.detach(),
+                post_mlp=block.post_feedforward_layernorm.weight.detach(),
+                q_norm=attn.q_norm.weight.detach(), k_norm=attn.k_norm.weight.detach(),
+                wq=attn.q_proj.weight.detach(), bq=_bias(attn.q_proj), wk=attn.k_proj.weight.detach(),
+                bk=_bias(attn.k_proj), wv=attn.v_proj.weight.detach(), bv=_bias(attn.v_proj),
+                wo=attn.o_proj.weight.detach(), bo=_bias(attn.o_proj),
+                gate=mlp.gate_proj.weight.detach(), up=mlp.up_proj.weight.detach(), down=mlp.down_proj.weight.detach(),
+            ))
+        self.final_norm = body.norm.weight.detach()
+        self.unembed = hf_model.lm_head.weight.detach()
+        self.unembed_bias = _bias(hf_model.lm_head)
+
+    def _rms(self, x, weight):  # Gemma: (x * (1 + w)) in fp32, as Gemma3RMSNorm
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps) * (1.0 + weight.float())).to(x.dtype)
+
+    def _cos_sin_for(self, layer, like, positions):
+        cos, sin = self.rotary(like, positions[None, :], self.layer_types[layer])
+        return cos[0], sin[0]
+
+    def build_prefix(self, hidden_states, layer, tokens=None):
+        n, T, _ = hidden_states[0].shape
+        if self.window is not None and T > self.window:
+            raise InputError(f"prompts of {T} tokens are longer than {self.arch}'s sliding attention window "
+                             f"({self.window}); use --prompt-length {self.window} or less")
+        positions = torch.arange(T - 1, device=hidden_states[0].device)
+        keys, values = [], []
+        for l in range(layer, self.n_layers):
+            w = self.layers[l]
+            cos, sin = self._cos_sin_for(l, hidden_states[0], positions)
+            x = self._rms(hidden_states[l][:, :-1], w["norm1"])  # (n, P, d)
+            k = self._rms(self._heads(_linear(x, w["wk"], w["bk"]), self.n_kv_heads), w["k_norm"]).transpose(1, 2)
+            v = self._heads(_linear(x, w["wv"], w["bv"]), self.n_kv_heads).transpose(1, 2)  # (n, kvH, P, hd)
+            k = self._rotate(k, cos, sin)
+            keys.append(k)  # key/value heads, not expanded: _attend_gqa shares them across the group
+            values.append(v)
+        return Prefix(layer=layer, keys=keys, values=values, position=T - 1)
+
+    def block(self, layer, h, prefix):
+        w = self.layers[layer]
+        cos, sin = self._cos_sin_for(layer, h, torch.tensor([prefix.position], device=h.device))
+        x = self._rms(h, w["norm1"])
+        q = self._rotate(self._rms(self._heads(_linear(x, w["wq"], w["bq"]), self.n_heads), w["q_norm"]), cos, sin)
+        k = self._rotate(self._rms(self._heads(_linear(x, w["wk"], w["bk"]), self.n_kv_heads), w["k_norm"]), cos, sin)
+        v = self._heads(_linear(x, w["wv"], w["bv"]), self.n_kv_heads)
+        i = layer - prefix.layer
+        attn = self._attend_gqa(q, k, v, prefix.keys[i], prefix.values[i])
+        h = h + self._rms(_linear(attn, w["wo"], w["bo"]), w["post_attn"])
+        x = self._rms(h, w["norm2"])
+        gate = _linear(x, w["gate"])
+        h = h + self._rms(_linear(self.act(gate) * _linear(x, w["up"]), w["down"]), w["post_mlp"])
+        return h, gate
+
+    def _attend_gqa(self, q, k_self, v_self, keys, values):
+        # q: (n, m, H, hd) grouped as (n, m, kvH, G, hd); k_self/v_self: (n, m, kvH, hd); keys/values: (n, kvH, P, hd)
+        G = self.n_heads // self.n_kv_heads
+        q = q.unflatten(2, (self.n_kv_heads, G))
+        scores_prefix = torch.einsum("nmkgd,nkpd->nmkgp", q, keys) * self.scale
+        score_self = (q * k_self[:, :, :, None]).sum(-1, keepdim=True) * self.scale
+        weights = torch.softmax(torch.cat([scores_prefix, score_self], dim=-1), dim=-1)
+        out = torch.einsum("nmkgp,nkpd->nmkgd", weights[..., :-1], values) + weights[..., -1:] * v_self[:, :, :, None]
+        return out.flatten(2)  # (n, m, H * hd)
 
 
 class GPT2Stack(DecodeStack):
@@ -509,6 +605,9 @@ def decode_stack_for(hf_model, engine: str = "auto") -> DecodeStack:
     if engine == "auto":
         if model_type in ("llama", "mistral", "qwen2") and not _sliding_window(hf_model.config):
             return LlamaStack(hf_model)
+        if model_type == "gemma3_text" and not (getattr(hf_model.config, "attn_logit_softcapping", None)
+                                                or getattr(hf_model.config, "final_logit_softcapping", None)):
+            return Gemma3Stack(hf_model)
         if model_type == "gpt2" and not (getattr(hf_model.config, "scale_attn_by_inverse_layer_idx", False)
                                          or getattr(hf_model.config, "reorder_and_upcast_attn", False)):
             return GPT2Stack(hf_model)

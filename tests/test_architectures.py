@@ -1,9 +1,9 @@
 """Every architecture the engine claims to run, through the path it uses, against the naive reference.
 
-Tiny random configs (3 layers, d = 64) of GPT-NeoX, OPT, Phi, Qwen3, Gemma2 (logit softcapping),
-Gemma3 (sliding and full layers, q/k norms), OLMo2 go the generic path (HF's own decoder layers);
-Llama and GPT-2 have fast stacks and are also forced through the generic path, so the two
-paths are checked against each other as well as against one full bridge forward per row.
+Tiny random configs (3 layers, d = 64) of GPT-NeoX, OPT, Phi, Qwen3, Gemma2 (logit softcapping)
+and OLMo2 go the generic path (HF's own decoder layers); Llama, GPT-2 and Gemma3 (sliding and
+full layers, q/k norms) have fast stacks and are also forced through the generic path, so the
+two paths are checked against each other as well as against one full bridge forward per row.
 """
 import pytest
 import torch
@@ -32,7 +32,7 @@ def arch_model(request, tokenizer):
 
 
 def test_the_path_is_the_expected_one_and_recorded(arch_model):
-    fast = arch_model.arch in ("llama", "gpt2") and "generic" not in arch_model.name
+    fast = arch_model.name.endswith("-auto") and arch_model.name.split("-")[1] in tiny_archs.FAST
     assert arch_model.stack.path == ("fast" if fast else "generic")
     assert arch_model.to_meta()["engine"].startswith(arch_model.stack.path + ":")
 
@@ -96,8 +96,9 @@ def test_generic_and_fast_paths_agree_in_value_and_gradient(tokenizer):
     assert torch.allclose(grads[0][1], grads[1][1], rtol=1e-3, atol=1e-7)
 
 
-def test_a_prompt_longer_than_the_sliding_window_fails_in_one_line(tokenizer):
-    model = wrap_hf_model("tiny-gemma3-w4", tiny_archs.gemma3(sliding_window=4), tokenizer)
+@pytest.mark.parametrize("engine", ["auto", "generic"])
+def test_a_prompt_longer_than_the_sliding_window_fails_in_one_line(tokenizer, engine):
+    model = wrap_hf_model("tiny-gemma3-w4", tiny_archs.gemma3(sliding_window=4), tokenizer, engine=engine)
     u = torch.nn.functional.normalize(torch.ones(2, model.d_model), dim=-1)
     assert sweep(model, 1, tokens_for(2, 4), u, [0.0, 1.0]).kl.shape == (2, 2)  # 4 tokens fit the window
     with pytest.raises(InputError, match="longer than gemma3_text's sliding attention window \\(4\\)") as info:

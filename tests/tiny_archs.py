@@ -1,7 +1,7 @@
 """Tiny random configs of several architectures (a few layers, small d) for the engine's tests.
 
 Each builder returns an HF causal LM in fp32 over the character vocabulary of conftest.py.
-The generic engine path runs all of them; llama and gpt2 also have fast stacks.
+The generic engine path runs all of them; llama, gpt2 and gemma3 also have fast stacks.
 """
 import torch
 
@@ -91,6 +91,5 @@ def gpt2():
     return m
 
 
-GENERIC = {"gpt_neox": gpt_neox, "opt": opt, "phi": phi, "qwen3": qwen3, "gemma2": gemma2, "gemma3": gemma3,
-           "olmo2": olmo2}
-FAST = {"llama": llama, "gpt2": gpt2}
+GENERIC = {"gpt_neox": gpt_neox, "opt": opt, "phi": phi, "qwen3": qwen3, "gemma2": gemma2, "olmo2": olmo2}
+FAST = {"llama": llama, "gpt2": gpt2, "gemma3": gemma3}
