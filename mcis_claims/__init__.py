@@ -15,6 +15,7 @@ _EXPORTS = {
     "resid_pre": ".engine", "optimize_directions": ".optimize",
     "ClaimSpec": ".verdict", "CurveSet": ".report", "claim": ".plugin", "McisError": ".errors",
     "directions": ".directions", "readouts": ".readouts", "stats": ".stats",
+    "lp_fit": ".lp_fit",
 }
 
 __all__ = sorted(_EXPORTS)

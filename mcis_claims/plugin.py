@@ -126,9 +126,12 @@ def pytest_report_header(config):
     return f"mcis-claims: seed={run.seed} profile={run.profile} models={','.join(run.models)}{note}"
 
 
-def claim(spec):
-    """Mark a test function as the claim `spec` (a `ClaimSpec`)."""
-    return pytest.mark.claim(spec)
+def claim(spec, *, layers=None):
+    """Mark a test function as the claim `spec` (a `ClaimSpec`); layers="earliest" runs it only at
+    the grid's earliest layer (C13 perturbs early and reads the residual stream late)."""
+    if layers not in (None, "earliest"):
+        raise ValueError(f"claim({spec.id}, layers={layers!r}): use None (every layer) or 'earliest'")
+    return pytest.mark.claim(spec, layers=layers) if layers else pytest.mark.claim(spec)
 
 
 def pytest_generate_tests(metafunc):
@@ -164,6 +167,8 @@ def pytest_generate_tests(metafunc):
                     reason=f"{spec.id} runs where an SAE is: --sae-layers {state.config.sae_layers} (the default) is "
                            f"not among --layers {','.join(map(str, layers))}; add --sae-layers "
                            f"{layers[0]} (trains SAEs there once) or pass --sae DIR")))
+        if marker is not None and marker.kwargs.get("layers") == "earliest":
+            cell_layers = cell_layers[:1]
         cells += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in cell_layers]
         grids.append(pytest.param((info.name, tuple(layers)), id=f"{info.name}-layers-{'-'.join(map(str, layers))}"))
     if wants_cell:
