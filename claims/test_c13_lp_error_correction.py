@@ -33,10 +33,12 @@ Beside it: p per family and quadrant, dq = 1/p(+,+) + 1/p(+,-) - 1 (0 for the li
 Source: Ferreira da Silva & Heimersheim 2026 (arXiv 2606.24964); the science brief's critique
 (../shared/research/science-brief-c5-c11-c13.md, section 1).
 """
+import time
+
 import numpy as np
 import torch
 
-from mcis_claims import ClaimSpec, claim, lp_fit, stats
+from mcis_claims import ClaimSpec, McisError, claim, lp_fit, stats
 
 N_ANCHORS = {"smoke": 12, "default": 16, "full": 32}
 N_PAIRS = {"smoke": 2, "default": 3, "full": 8}
@@ -69,15 +71,20 @@ def measure(cell):
     ctl = lp_fit.random_diff_average(site.activations, 4 * N_PAIRS[profile], cell.generator("C13", "control"))
     con_pairs = lp_fit.low_cosine_pairs(con, N_PAIRS[profile])
     ctl_pairs = lp_fit.low_cosine_pairs(ctl, N_PAIRS[profile])
+    if not con_pairs or not ctl_pairs:
+        raise McisError(f"C13 at {cell.site}: no {'contrastive' if not con_pairs else 'control'} pair with "
+                        f"|cos| < 0.1 among {len(names) if not con_pairs else len(ctl)} directions; try another layer")
     d1 = torch.stack([con[i] for i, _ in con_pairs] + [ctl[i] for i, _ in ctl_pairs])
     d2 = torch.stack([con[j] for _, j in con_pairs] + [ctl[j] for _, j in ctl_pairs])
+    started = time.perf_counter()
     result = lp_fit.measure_lp(cell.model, cell.layer, cell.prompts.tokens[:n], cell.base_activations()[:n], d1, d2)
+    seconds = time.perf_counter() - started
     family = {"contrastive": list(range(len(con_pairs))),
               "control": list(range(len(con_pairs), len(con_pairs) + len(ctl_pairs)))}
     pairs = {"contrastive": [f"{names[i]} x {names[j]} (cos {float(con[i] @ con[j]):+.3f})" for i, j in con_pairs],
              "control": [f"randomdiffavg {i} x {j} (cos {float(ctl[i] @ ctl[j]):+.3f})" for i, j in ctl_pairs]}
     return result, family, pairs, {name: {k: v for k, v in c.items() if k != "direction"}
-                                   for name, c in contrastive.items()}
+                                   for name, c in contrastive.items()}, seconds
 
 
 def details_of(cell, result, family, pairs, properties):
@@ -111,12 +118,10 @@ def details_of(cell, result, family, pairs, properties):
 
 
 def judge_family_ratio(cell, judge, spec, quadrants):
-    result, family, pairs, properties = cell.workspace.cached(
+    result, family, pairs, properties, seconds = cell.workspace.cached(
         ("C13", cell.model_name, cell.layer), lambda: measure(cell))
     problem = None
-    if min(len(idx) for idx in family.values()) == 0:
-        problem = f"no pair with |cos| < 0.1 in a family ({pairs}); C13 cannot be measured at {cell.site}"
-    elif result.censored.mean() > 0.2:
+    if result.censored.mean() > 0.2:
         problem = (f"{result.censored.mean():.0%} of rays never reached T within 60 degrees; "
                    "the contour is mostly censored")
     contrastive = result.family_median(family["contrastive"], quadrants)
@@ -124,7 +129,8 @@ def judge_family_ratio(cell, judge, spec, quadrants):
     estimate = stats.paired_log_ratio(
         contrastive, control, alternative=spec.alternative, confidence_level=spec.ci_level, sesoi=spec.sesoi,
         n_resamples=cell.config.n_resamples, random_state=cell.config.cell_seed(spec.id, cell.model_name, cell.layer))
-    judge(estimate, problem=problem, plot=lambda record, path: lp_fit.plot_contours(result, family, record, path),
+    judge(estimate, problem=problem, costs={"lp_measure_s (shared by C13a and C13b)": seconds},
+          plot=lambda record, path: lp_fit.plot_contours(result, family, record, path),
           details={**details_of(cell, result, family, pairs, properties),
                    "quadrants_compared": [lp_fit.QUADRANT_NAMES[q] for q in quadrants],
                    "median_p_contrastive": float(np.nanmedian(contrastive)),
