@@ -13,8 +13,14 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .errors import InputError
-from .models import EMBEDDED, resolve_device
-from .prompts import DEFAULT_CORPUS, DEFAULT_LENGTH
+
+# The defaults of models.py, prompts.py and activations.py, spelled out here (a test checks they
+# agree) so that this module, and with it every option check, loads without torch: a wrong
+# option fails before the seconds that importing torch and transformers takes.
+EMBEDDED = "smollm2-135m"  # models.EMBEDDED
+DEFAULT_CORPUS = "lee"  # prompts.DEFAULT_CORPUS
+DEFAULT_LENGTH = 10  # prompts.DEFAULT_LENGTH
+MIN_FIT_PROMPTS = 1000  # activations.MIN_FIT_PROMPTS
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,6 @@ class RunConfig:
 
     def __post_init__(self):
         """Every check that needs no model runs here, so a wrong option fails in seconds (exit 4)."""
-        from .activations import MIN_FIT_PROMPTS
-
         if self.n_prompts < 8:
             raise InputError(f"--n-prompts {self.n_prompts}: need at least 8 base prompts for a paired test")
         if self.n_fit < MIN_FIT_PROMPTS:
@@ -62,7 +66,10 @@ class RunConfig:
             if not Path(self.corpus).expanduser().exists():
                 raise InputError(f"--corpus {self.corpus}: no such file or folder; use lee, pydoc, a text file, "
                                  f"a folder of *.txt or hf:<dataset>")
-        resolve_device(self.device)  # a missing or unknown device fails before anything loads
+        if str(self.device).strip().lower() != "cpu":  # the CPU needs no check, and no torch import
+            from .models import resolve_device
+
+            resolve_device(self.device)  # a missing or unknown device fails before anything loads
 
     @property
     def comparable(self) -> bool:

@@ -166,9 +166,25 @@ def wrap_hf_model(name: str, hf_model, tokenizer, *, source: str = "in-memory", 
     bridge = _boot_bridge(name, hf_model, tokenizer, where)
     return LoadedModel(
         name=name, source=source, hf_model=hf_model, bridge=bridge, tokenizer=tokenizer, stack=stack,
-        prepend_bos=bool(getattr(tokenizer, "add_bos_token", False)),
+        prepend_bos=_adds_bos(tokenizer),
         fingerprint=fingerprint, load_seconds=0.0, notes=list(notes or []),
     )
+
+
+def _adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts BOS first by itself (Gemma: yes), so prompts carry it too.
+
+    Asked by encoding: a tokenizer reloaded from the conversion cache adds BOS without
+    keeping the `add_bos_token` attribute.
+    """
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return False
+    try:
+        ids = tokenizer("a")["input_ids"]
+    except Exception:  # a tokenizer that cannot encode plain text: trust its attribute
+        return bool(getattr(tokenizer, "add_bos_token", False))
+    return bool(ids) and ids[0] == bos
 
 
 def canonical_name(name: str) -> str:
@@ -191,10 +207,17 @@ def describe(name: str) -> ModelInfo:
     for (loaded_name, _), m in _LOADED.items():
         if loaded_name == key:
             return ModelInfo(key, m.n_layers, m.d_model, m.arch, _max_positions(m.hf_model.config))
+    if key in _DESCRIBED:  # collection asks once per claim file; a GGUF's metadata takes seconds to parse
+        return _DESCRIBED[key]
     config = _config_for(key)
     n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
     d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
-    return ModelInfo(key, int(n_layers), int(d_model), config.model_type, _max_positions(config))
+    info = ModelInfo(key, int(n_layers), int(d_model), config.model_type, _max_positions(config))
+    _DESCRIBED[key] = info
+    return info
+
+
+_DESCRIBED: dict[str, ModelInfo] = {}
 
 
 def _max_positions(config) -> int | None:

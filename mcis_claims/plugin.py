@@ -19,14 +19,18 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .cell import ClaimCell, LayerGrid, Workspace
-from .config import PROFILES, RunConfig, make_config
+# Light imports only: option errors must show before torch and transformers load (cell, models:
+# imported where they are used).
+from .config import EMBEDDED, PROFILES, RunConfig, make_config
 from .errors import EXIT_INPUT_ERROR, McisError
-from .models import EMBEDDED, describe
 from .sites import select_layers, site_name
+
+if TYPE_CHECKING:
+    from .cell import ClaimCell, LayerGrid, Workspace
 
 STATE = pytest.StashKey["RunState"]()
 VERDICT = pytest.StashKey[str]()
@@ -116,6 +120,8 @@ def pytest_configure(config):
         expectations, family = recorded.expectations, int(recorded.meta.get("family") or 0)
     else:
         expectations, family = None, 0
+    from .cell import Workspace
+
     config.stash[STATE] = RunState(config=run, workspace=Workspace(run), expectations=expectations,
                                    baseline_family=family)
 
@@ -144,6 +150,8 @@ def pytest_generate_tests(metafunc):
     cells, grids = [], []
     for name in state.config.models:
         try:
+            from .models import describe
+
             info = describe(name)
             layers = select_layers(state.config.layers, info.n_layers, info.name)
             if info.max_positions is not None and state.config.prompt_length > info.max_positions:
@@ -285,6 +293,8 @@ def cell(request) -> ClaimCell:
     state = request.config.stash[STATE]
     name, layer = request.param
     state.workspace.check_parity(name, layer)
+    from .cell import ClaimCell
+
     return ClaimCell(state.workspace, name, layer)
 
 
@@ -294,6 +304,8 @@ def grid(request) -> LayerGrid:
     name, layers = request.param
     for layer in layers:
         state.workspace.check_parity(name, layer)
+    from .cell import ClaimCell, LayerGrid
+
     return LayerGrid([ClaimCell(state.workspace, name, layer) for layer in layers])
 
 

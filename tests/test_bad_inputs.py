@@ -89,6 +89,26 @@ def test_option_errors_are_one_usage_line_and_leave_no_report(claims, tiny_model
     assert not (claims.path / "reports").exists()  # no empty report folder, no moved reports/latest
 
 
+def test_option_checks_load_no_torch():
+    """What makes an option error fast: the plugin and RunConfig import neither torch nor transformers,
+    so a wrong value fails in about a second, before any model (or claim file) loads."""
+    import subprocess
+
+    code = ("import sys, mcis_claims.plugin, mcis_claims.config as c; "
+            "c.make_config(kl_threshold=0.5, layers='1'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_light_config_defaults_agree_with_the_modules_that_own_them():
+    from mcis_claims import activations, config, models, prompts
+
+    assert config.EMBEDDED == models.EMBEDDED
+    assert (config.DEFAULT_CORPUS, config.DEFAULT_LENGTH) == (prompts.DEFAULT_CORPUS, prompts.DEFAULT_LENGTH)
+    assert config.MIN_FIT_PROMPTS == activations.MIN_FIT_PROMPTS
+
+
 def test_an_sae_at_a_layer_outside_the_grid_names_both(claims, tiny_model_dir, tmp_path):
     make_sae(tmp_path / "sae-at-2", hook="blocks.2.hook_resid_pre")
     result = run(claims, "--models", str(tiny_model_dir), *SMALL, "--sae", str(tmp_path / "sae-at-2"))
@@ -165,6 +185,20 @@ def test_bad_sae_files_stop_the_run_with_the_input_error_code(claims, tiny_model
     result = run(claims, "--models", str(tiny_model_dir), *SMALL, "--sae", str(path), C10, "-k", "c10a_synthetic")
     assert result.ret == EXIT_INPUT_ERROR
     the_line(result, f"mcis-claims: input error (exit {EXIT_INPUT_ERROR}): *{pattern.lstrip('*')}")
+
+
+def test_an_input_error_after_judged_cells_leaves_an_incomplete_report(claims, tiny_model_dir, tmp_path):
+    path = make_sae(tmp_path / "bad-sae", d_in=16)
+    report = tmp_path / "report"
+    result = run(claims, "--models", str(tiny_model_dir), *SMALL, "--sae", str(path), "--report-dir", str(report),
+                 C1, C10)  # C1 first, judged; then C10a meets the bad SAE
+    assert result.ret == EXIT_INPUT_ERROR
+    data = json.loads((report / "results.json").read_text())
+    assert [r["claim"] for r in data["records"]] == ["C1"]
+    assert data["run"]["complete"] is False and data["run"]["stopped"].startswith("input error: InputError: --sae ")
+    why = {c["cell"].split("::")[1].split("[")[0]: c["why"] for c in data["run"]["not_judged"]}
+    assert why["test_c10a_synthetic_activations"].startswith("InputError: --sae ")
+    assert why["test_c10b_decoder_directions_by_l0"] == "not run: the run stopped first"
 
 
 def test_stability_stops_on_the_input_error_with_its_code(claims, tiny_model_dir, tmp_path, monkeypatch, capfd):
