@@ -23,11 +23,11 @@ H1  Unit decoder directions of latents active on the base, from the lower-L0 SAE
 H0  That median ratio is at least 1.
 Reported beside it: each SAE's decoder / cov_random and decoder / real_mixture ratios.
 
-Statistic: Wilcoxon signed-rank on the log radius ratio, paired over the first min(48, n)
+Statistic: exact sign test of the median log radius ratio, paired over the first min(48, n)
     base prompts (a subset, to bound the cost of the extra sweeps); each base's radius is
     the median over its directions.
-Effect: median ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies above 1.1 (C10a) / below 0.9 (C10b) and the adjusted p < 0.01.
+Effect: median ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
+Supported if the CI lies above 1.1 (C10a) / below 0.9 (C10b) (equivalently p_adj <= 0.01).
 SAEs: --sae DIR for C10a, --sae DIR1,DIR2[,...] (>= 2, SAELens format) for both; otherwise
     the default TopK SAEs k = 16 (C10a and the low L0 of C10b) and k = 64 (the high L0),
     trained on first use (`mcis-claims train-sae`) and cached.
@@ -49,7 +49,7 @@ SPEC_A = ClaimSpec(
               "SAE latents swapped for density-matched ones) before the output changes, along the same directions.",
     source="seed thread; Giglemiani et al. 2024",
     null_hypothesis="median radius ratio (real / composite synthetic base) <= 1",
-    statistic="Wilcoxon signed-rank on log radius-to-threshold ratio, paired over base prompts",
+    statistic="exact sign test of the median log radius-to-threshold ratio, paired over base prompts",
     effect="median_ratio",
     sesoi=1.1,
     alpha=0.01,
@@ -65,7 +65,7 @@ SPEC_B = ClaimSpec(
               "(relative to cov-random directions) for a lower-L0 SAE than for a higher-L0 SAE.",
     source="seed thread; Lee & Heimersheim 2024",
     null_hypothesis="median ratio (r_dec_low/r_cov) / (r_dec_high/r_cov) >= 1",
-    statistic="Wilcoxon signed-rank on log radius ratio (low-L0 / high-L0 decoder directions), paired over bases",
+    statistic="exact sign test of the median log radius ratio (low-L0 / high-L0 decoder directions), paired over bases",
     effect="median_ratio",
     sesoi=0.9,
     alpha=0.01,

@@ -15,9 +15,9 @@ Set-up (Janiak et al. 2024): for each base prompt, x = its real activation at th
     "sharp" (Golmant's output-curvature confound) and because it is Janiak et al.'s kind of
     metric (residual L2 at the read site). KL sharpness is reported beside it.
     sharpness = max_t d'(t) / d(1) x (steps - 1): 1 for a straight line, 20 for a step.
-Statistic: Wilcoxon signed-rank on log(sharpness ratio), paired over base prompts.
-Effect: median sharpness ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies above 1.1 and the Bonferroni-adjusted p < 0.01.
+Statistic: exact sign test of the median log(sharpness ratio), paired over base prompts.
+Effect: median sharpness ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
+Supported if the CI lies above 1.1 (equivalently the sign test's p_adj <= 0.01).
 Source: Janiak et al. 2024, "Characterizing stable regions in the residual stream of LLMs"
     ("randomly initialized models do not exhibit these stable regions").
 """
@@ -35,7 +35,7 @@ SPEC = ClaimSpec(
               "step-like (higher sharpness) than the randomly initialised model's.",
     source="Janiak et al. 2024 (arXiv 2409.17113)",
     null_hypothesis="median sharpness ratio (trained / random init) <= 1",
-    statistic="Wilcoxon signed-rank on log sharpness ratio, paired over base prompts",
+    statistic="exact sign test of the median log sharpness ratio, paired over base prompts",
     effect="median_ratio",
     sesoi=1.1,
     alpha=0.01,

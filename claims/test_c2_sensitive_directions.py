@@ -4,10 +4,10 @@ H1  Directions between real activations (real_mixture) push KL past the threshol
     smaller radius than covariance-matched random directions (cov_random_mixture), paired
     over base prompts; and (reported beside it) much smaller than isotropic ones.
 H0  The median radius ratio (real_mixture / cov_random_mixture) is at least 1.
-Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts; each base's
+Statistic: exact sign test of the median log(radius ratio), paired over base prompts; each base's
     radius is the median over its directions of each kind.
-Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies below 0.9 and the Bonferroni-adjusted p < 0.01.
+Effect: median radius ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
+Supported if the CI lies below 0.9 (equivalently the sign test's p_adj <= 0.01).
 Source: the seed thread ("sensitive directions"); Heimersheim & Mendel 2024. Lee &
     Heimersheim 2024 report only a small real vs cov-random gap: this claim may fail.
 """
@@ -22,7 +22,7 @@ SPEC = ClaimSpec(
               "than covariance-matched random directions, on the same real bases.",
     source="seed thread; Heimersheim & Mendel 2024; Lee & Heimersheim 2024",
     null_hypothesis="median radius ratio (real_mixture / cov_random_mixture) >= 1",
-    statistic="Wilcoxon signed-rank on log radius-to-threshold ratio, paired over base prompts",
+    statistic="exact sign test of the median log radius-to-threshold ratio, paired over base prompts",
     effect="median_ratio",
     sesoi=0.9,
     alpha=0.01,

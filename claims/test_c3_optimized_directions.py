@@ -7,12 +7,12 @@ H1  Gradient ascent from random starts finds directions far more sensitive than 
     judged: restarts land in distinct optima (low pairwise |cos|) of comparable
     sensitivity (max/min KL over restarts near 1).
 H0  The median radius ratio (optimized / cov_random_mixture) is at least 1.
-Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts; each base's
+Statistic: exact sign test of the median log(radius ratio), paired over base prompts; each base's
     radius is the median over its R optima (optimized) or its K directions (cov-random).
-Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
+Effect: median radius ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
 Supported if the CI lies below 0.5 ("far more sensitive": a factor of two, well beyond
     C2's 0.9, because an optimizer that only matched real-mixture directions would not be
-    "far more" sensitive) and the Bonferroni-adjusted p < 0.01.
+    "far more" sensitive) (equivalently the sign test's p_adj <= 0.01).
 Set-up, chosen in advance (C3 is the expensive claim): the first min(16, n) base prompts;
     R = 4 isotropic random starts; 10 normalized-gradient steps on the sphere (initial
     angle 0.3 rad, adapted per row, only improving steps accepted); optimisation radius
@@ -45,7 +45,7 @@ SPEC = ClaimSpec(
               "half the radius covariance-matched random directions need, on the same real bases.",
     source="seed thread; Heimersheim & Mendel 2024",
     null_hypothesis="median radius ratio (optimized / cov_random_mixture) >= 1",
-    statistic="Wilcoxon signed-rank on log radius-to-threshold ratio, paired over base prompts",
+    statistic="exact sign test of the median log radius-to-threshold ratio, paired over base prompts",
     effect="median_ratio",
     sesoi=0.5,
     alpha=0.01,

@@ -5,7 +5,7 @@ H1  Inside the plateau few MLP gate/pre-activation signs flip along real-other d
     jump lines up with a burst of flips.
 H0  At a fixed radius inside the plateau, the median flip ratio (real-other / cov-random)
     is at least 1.
-Primary statistic: Wilcoxon signed-rank on log((1 + flips_real_other) / (1 + flips_cov_random)),
+Primary statistic: exact sign test of the median log((1 + flips_real_other) / (1 + flips_cov_random)),
     paired over base prompts. flips = sign flips summed over blocks L..N-1 (all later
     blocks' MLP units), mean over each base's K directions; the +1 keeps the log finite
     where no unit flips at all (a count of 0 is possible at small radii).
@@ -14,8 +14,8 @@ Fixed radius (chosen on KL, never on flips, and the same rule for both arms): th
     threshold, i.e. the largest radius inside both median plateaus. The rule uses each
     arm's KL symmetrically, so it favours neither arm's flip count; the flips it then
     compares are not used to choose it.
-Effect: median ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies below 0.9 and the Bonferroni-adjusted p < 0.01 (a SESOI of 10%
+Effect: median ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
+Supported if the CI lies below 0.9 (equivalently the sign test's p_adj <= 0.01) (a SESOI of 10%
     fewer flips: a smaller gap would not make thresholds an explanation of the plateau).
 Secondary (details, its own estimate; not judged): per base, the Spearman correlation between
     the per-step increase of KL and the per-step increase of flips along the real-other
@@ -40,7 +40,7 @@ SPEC = ClaimSpec(
               "directions than along covariance-matched random ones; the KL jump lines up with a burst of flips.",
     source="seed thread ('ReLUs require thresholds to be passed'); Hänni et al. 2024",
     null_hypothesis="median flip ratio (1 + real-other flips) / (1 + cov-random flips) >= 1 at the fixed radius",
-    statistic="Wilcoxon signed-rank on log (1 + flips) ratio, paired over base prompts, at the largest radius "
+    statistic="exact sign test of the median log (1 + flips) ratio, paired over base prompts, at the largest radius "
               "inside both median KL plateaus",
     effect="median_ratio",
     sesoi=0.9,

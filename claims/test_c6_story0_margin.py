@@ -7,11 +7,11 @@ H1  Among base prompts whose clean top-1 margin (top-1 minus top-2 logit) is at 
     median margin of the cell, KL first exceeds the threshold at a larger radius from the real
     base than from its Gaussian N(mu, Sigma) base, along the same cov-random directions.
 H0  Within the low-margin half, the median radius ratio (real / Gaussian base) is at most 1.
-Statistic: Wilcoxon signed-rank on log(radius ratio), paired over the low-margin base prompts
+Statistic: exact sign test of the median log(radius ratio), paired over the low-margin base prompts
     (C1's statistic on C1's sweeps, restricted to that half; the split uses the clean margin
     only, never the radii).
-Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over the low-margin bases.
-Supported if the CI lies above 1.1 and the Bonferroni-adjusted p < 0.01 (C1's SESOI: the
+Effect: median radius ratio, order-statistic interval at 1 - 2 alpha / M over the low-margin bases.
+Supported if the CI lies above 1.1 (equivalently the sign test's p_adj <= 0.01) (C1's SESOI: the
     plateau counts as present in the low-margin half by the same standard as overall).
 Reported beside it (not judged): the same estimate for the high-margin half.
 Source: the seed thread ("Story 0 ... I don't think the KL divergence would behave like that").
@@ -27,7 +27,7 @@ SPEC = ClaimSpec(
               "holds for base prompts whose clean top-1 margin is below the median, not only for high-margin ones.",
     source="seed thread (Story 0)",
     null_hypothesis="median radius ratio (real / Gaussian base) <= 1 within the low-margin half",
-    statistic="Wilcoxon signed-rank on log radius-to-threshold ratio, paired over the low-margin base prompts",
+    statistic="exact sign test of the median log radius-to-threshold ratio, paired over the low-margin base prompts",
     effect="median_ratio",
     sesoi=1.1,
     alpha=0.01,

@@ -12,9 +12,9 @@ L2 threshold, fixed by rule before looking at the radii: 10% of the read-out's s
     of final_l2 at the largest radius (4 x median norm, where every output has clearly
     changed). One threshold for both arms, so the rule favours neither. (The clean
     final-residual norm would be the natural scale, but the sweep engine does not return it.)
-Statistic: Wilcoxon signed-rank on log(radius ratio), paired over base prompts (C1's sweeps).
-Effect: median radius ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies above 1.1 and the Bonferroni-adjusted p < 0.01 (C1's SESOI).
+Statistic: exact sign test of the median log(radius ratio), paired over base prompts (C1's sweeps).
+Effect: median radius ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
+Supported if the CI lies above 1.1 (equivalently the sign test's p_adj <= 0.01) (C1's SESOI).
 Reported beside it (not judged): C1's ratio on KL, and the curve shape at both read-outs
     (median sharpness on the radius grid, median radius-to-threshold), for comparison.
 Source: the seed thread (Story 1: "layer norm, unembed, or softmax shenanigans").
@@ -30,7 +30,7 @@ SPEC = ClaimSpec(
               "passes a fixed threshold at a larger radius from real bases than from Gaussian bases.",
     source="seed thread (Story 1)",
     null_hypothesis="median radius ratio (real / Gaussian base) on final-residual L2 <= 1",
-    statistic="Wilcoxon signed-rank on log radius-to-L2-threshold ratio, paired over base prompts",
+    statistic="exact sign test of the median log radius-to-L2-threshold ratio, paired over base prompts",
     effect="median_ratio",
     sesoi=1.1,
     alpha=0.01,

@@ -8,11 +8,11 @@ H0  The median amplification ratio (real-other / cov-random) is at least 1.
 Fixed radius, chosen in advance: the grid radius nearest 0.25 x the site's median norm (small
     enough to lie inside the plateau in the published work; whether it does here is
     reported in details, from the median KL of both kinds, and is not used to choose it).
-Statistic: Wilcoxon signed-rank on log(final_l2 / r) real-other minus cov-random, paired over
+Statistic: exact sign test of the median log(final_l2 / r) real-other minus cov-random, paired over
     base prompts (each base's value is the mean over its K directions). At one radius r
     cancels, so this is the log ratio of final-residual L2 changes.
-Effect: median amplification ratio, 98% (1 - 2 alpha) BCa bootstrap CI over base prompts.
-Supported if the CI lies below 0.9 and the Bonferroni-adjusted p < 0.01 (10% less damping
+Effect: median amplification ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
+Supported if the CI lies below 0.9 (equivalently the sign test's p_adj <= 0.01) (10% less damping
     would not be a story).
 Figure: the propagation profile ||Δ resid after block l|| / r for l = L..N-1 at that radius,
     median and IQR over base prompts, per kind (x is the block index, not a radius).
@@ -33,7 +33,7 @@ SPEC = ClaimSpec(
               "residual stream smaller (final_l2 / r) than perturbations along covariance-matched random directions.",
     source="seed thread (Story 2, L2-metric plots); Heimersheim & Mendel 2024",
     null_hypothesis="median amplification ratio (real-other / cov-random) at the last block >= 1",
-    statistic="Wilcoxon signed-rank on log final_l2 / r ratio, paired over base prompts, at r nearest 0.25 x median norm",
+    statistic="exact sign test of the median log final_l2 / r ratio, paired over base prompts, at r nearest 0.25 x median norm",
     effect="median_ratio",
     sesoi=0.9,
     alpha=0.01,

@@ -17,10 +17,10 @@ Per base prompt: K = 32 units drawn at random, M = 64 isotropic directions, radi
     advance); ratio_b = sqrt(mean over (unit, direction) of (Δ_random / Δ_aligned)^2),
     the RMS that the maths gives exactly 1/sqrt(d) for a linear read-off
     (tests/test_c9_orthogonality_math.py); its sampling error is ~sqrt(1/(2 K M)) ~ 2%.
-Statistic: TOST, two one-sided Wilcoxon signed-rank tests of log(ratio_b * sqrt(d)) against
+Statistic: TOST, two one-sided exact sign tests of the median of log(ratio_b * sqrt(d)) against
     +-log(1.5), over base prompts.
-Effect: median of ratio_b * sqrt(d), 98% (1 - 2 alpha) BCa bootstrap CI.
-Supported if the CI lies inside (1/1.5, 1.5) and the Bonferroni-adjusted TOST p < 0.01.
+Effect: median of ratio_b * sqrt(d), order-statistic interval at 1 - 2 alpha / M.
+Supported if the CI lies inside (1/1.5, 1.5) (equivalently the TOST sign tests' p_adj <= 0.01).
     A factor 1.5 allows for the input norm's projection (a read-off direction with cosine c
     to x loses a factor 1 - c^2 of its aligned effect) while still telling 1/sqrt(d) from,
     e.g., 1/sqrt(d/2) (a perturbation confined to half the dimensions).

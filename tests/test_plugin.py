@@ -196,3 +196,49 @@ def test_sae_claims_run_on_the_users_saes(pytester, tiny_model_dir, tmp_path):
         assert record["verdict"] in ("supported", "negligible", "reversed", "inconclusive")
     assert records["C10a"]["details"]["sae_source"] == "--sae"
     assert records["C10b"]["details"]["l0_on_pool"]["low_l0"] < records["C10b"]["details"]["l0_on_pool"]["high_l0"]
+
+
+def test_k_selects_what_runs_not_the_family(claims_dir, tiny_model_dir, tmp_path):
+    """-k chooses cells of the grid; the family (and so C1's interval, p_adj and verdict) stays the grid's."""
+    records = {}
+    for tag, extra in (("grid", []), ("alone", ["-k", "c1_plateaus"])):
+        report = tmp_path / tag
+        result = claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir",
+                                                 str(report), *PLUGIN, *extra)
+        assert result.ret in (0, 1), result.stdout.str()
+        result.stdout.fnmatch_lines(["*mcis-claims: family M=2 (claim cells collected, before -k/-m)*"])
+        records[tag] = {r["claim"]: r for r in json.loads((report / "results.json").read_text())["records"]}
+    assert set(records["alone"]) == {"C1"}
+    grid, alone = records["grid"]["C1"], records["alone"]["C1"]
+    assert grid["details"]["decision"]["family"] == alone["details"]["decision"]["family"] == 2
+    for key in ("p_adjusted", "verdict", "effect"):
+        assert grid[key] == alone[key], key
+
+
+def test_a_censored_arm_makes_the_cell_inconclusive_with_the_reason(pytester, tiny_model_dir, tmp_path):
+    """A claim whose arm A is 60 % censored below arm B's crossings: pairs undetermined -> inconclusive."""
+    pytester.makepyfile(test_cz_censored='''
+        import numpy as np
+        from mcis_claims import ClaimSpec, claim, stats
+
+        SPEC = ClaimSpec(id="CZ", title="censored", statement="s", source="test", null_hypothesis="h0",
+                         statistic="sign test", effect="median_ratio", sesoi=1.1)
+
+        @claim(SPEC)
+        def test_cz(cell, judge):
+            n = 40
+            b = np.full(n, 2.0)
+            a = np.full(n, 3.0)
+            censored_a = np.arange(n) < 24          # 60 %: lower bounds at 1.0, below b's 2.0
+            a[censored_a] = 1.0
+            judge(stats.paired_log_ratio(a, b, sesoi=SPEC.sesoi, censored_a=censored_a))
+    ''')
+    report = tmp_path / "report"
+    result = pytester.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(report),
+                                           *PLUGIN)
+    assert result.ret == 0, result.stdout.str()
+    [record] = json.loads((report / "results.json").read_text())["records"]
+    assert record["verdict"] == "inconclusive"
+    assert "censoring leaves the side of the SESOI 1.1 open for 60% of units" in record["reason"]
+    assert record["details"]["decision"]["censored_fraction"] == {"a": 0.6, "b": 0.0}
+    result.stdout.fnmatch_lines(["*60%/0%*inconclusive*"])
