@@ -9,7 +9,9 @@ each (model, layer) a run touches is checked once, on a few real base prompts:
   (the activation every claim perturbs);
 - the engine's read-outs equal one full bridge forward per row (`sweep_naive`) for a zero,
   a small and a large perturbation: KL within the engine's tolerance, later residual
-  changes within a relative tolerance;
+  changes within a relative tolerance (of the radius, or of the change itself where the
+  model amplifies it: Gemma-3's later residual changes reach ~300x the radius, and fp32
+  rounding scales with them);
 - sentinels: the zero perturbation reads KL = 0 (to rounding, <= 1e-6 nats) and the large
   one KL > 0 (a hook that never fired would read zero everywhere).
 
@@ -28,7 +30,7 @@ from .errors import McisError
 N_PROMPTS = 4
 RADII_REL = (0.0, 0.1, 2.0)  # times the base's own norm: zero (sentinel), small, large (sentinel)
 KL_RTOL, KL_ATOL = 1e-4, 1e-6  # the engine's contract: |dKL| <= 1e-4 KL + 1e-6 nats, fp32
-RESID_RTOL = 1e-3  # of the injected radius: the later residual changes are O(radius)
+RESID_RTOL = 1e-3  # of max(injected radius, the change itself): rounding scales with what is compared
 
 
 class ParityError(McisError):
@@ -45,7 +47,7 @@ class ParityCheck:
     resid_pre_max_rel_err: float  # |bridge hook - HF hidden| / |HF hidden|, worst prompt
     kl_max_excess: float  # max over rows of |dKL| - (KL_RTOL * KL + KL_ATOL); <= 0 passes
     kl_max_abs_err: float
-    resid_l2_max_rel_err: float  # max |d resid_l2| / injected radius, over rows and later blocks
+    resid_l2_max_rel_err: float  # max |d resid_l2| / max(radius, resid_l2), over rows and later blocks
     zero_kl: float  # engine KL at radius 0 (must be 0 to rounding)
     large_kl_min: float  # smallest engine KL at the large radius (must be > 0)
 
@@ -60,7 +62,7 @@ class ParityCheck:
                        f"(tolerance {KL_RTOL:g} KL + {KL_ATOL:g})")
         if self.resid_l2_max_rel_err > RESID_RTOL:
             out.append(f"engine residual changes differ from the bridge's by {self.resid_l2_max_rel_err:.2g} "
-                       f"of the radius (tolerance {RESID_RTOL:g})")
+                       f"of the radius or the change (tolerance {RESID_RTOL:g})")
         if self.zero_kl > KL_ATOL:
             out.append(f"a zero perturbation reads KL {self.zero_kl:.3g}, not 0 (tolerance {KL_ATOL:g})")
         if not self.large_kl_min > 0.0:
@@ -100,7 +102,8 @@ def check_site(model, layer: int, tokens: torch.Tensor, generator: torch.Generat
     kl_err = (fast.kl - slow.kl).abs()
     excess = kl_err - (KL_RTOL * slow.kl.abs() + KL_ATOL)
     nonzero = radii[..., 0] > 0  # (n, S)
-    resid_rel = (fast.resid_l2 - slow.resid_l2).abs()[nonzero] / radii[..., 0][nonzero][:, None]
+    scale = torch.maximum(radii[..., 0][nonzero][:, None], slow.resid_l2[nonzero])
+    resid_rel = (fast.resid_l2 - slow.resid_l2).abs()[nonzero] / scale
     return ParityCheck(
         model=model.name, layer=layer, n_prompts=len(tokens),
         resid_pre_max_rel_err=float(resid_err),
