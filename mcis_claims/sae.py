@@ -275,7 +275,7 @@ def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | 
     `extra_cfg` goes under the top-level key "mcis_claims" (SAELens ignores unknown
     top-level keys; its `meta` block is strict, so nothing of ours goes there), beside
     `weights_sha256`, which load_sae checks. Safe under concurrent writers and readers: see
-    `_write_files`. lock=False only for a caller that already holds build_lock(path).
+    `_write_files`. lock=False only for a caller that already holds the lock (default_sae).
     """
     from safetensors.torch import save
 
@@ -302,7 +302,7 @@ def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | 
     # the content hash, checked by load_sae: a changed or half-replaced weights file is caught
     cfg["mcis_claims"] = {**extras, "weights_sha256": sha256_bytes(weights)}
     if lock:  # two writers of one path take turns, so the pair on disk always matches
-        with build_lock(root):
+        with build_lock(_lock_of(root)):
             _write_files(root, weights, cfg)
     else:
         _write_files(root, weights, cfg)
@@ -310,10 +310,15 @@ def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | 
     return root
 
 
+def _lock_of(root: Path) -> Path:
+    """The lock of an SAE directory lives inside it (`.mcis-claims.lock`), not beside it in the user's folder."""
+    return root / ".mcis-claims"
+
+
 def _write_files(root: Path, weights: bytes, cfg: dict) -> None:
     """Each file through a temporary name and a rename, weights first, cfg.json (with the weights'
     sha256) last: a reader sees whole files, and load_sae reads again if it caught the pair mid-swap.
-    The caller holds build_lock(root)."""
+    The caller holds the directory's lock (`_lock_of`)."""
     root.mkdir(parents=True, exist_ok=True)
     atomic_write(root / WEIGHTS_FILENAME, weights)
     atomic_write(root / CFG_FILENAME, (json.dumps(cfg, indent=2) + "\n").encode("utf-8"))
@@ -594,7 +599,7 @@ def default_sae(model, layer: int, *, l0_target: int = DEFAULT_L0S[0], progress:
     cached, _ = _cached_default(path)
     if cached is not None:
         return cached
-    with build_lock(path):
+    with build_lock(_lock_of(path)):
         cached, problem = _cached_default(path)  # another process may have trained it while we waited
         if cached is not None:
             return cached
