@@ -196,9 +196,26 @@ def canonical_name(name: str) -> str:
         return EMBEDDED
     if name.lower() in _GEMMA_ALIASES:
         return GEMMA
-    if name.startswith("random:"):
-        return "random:" + canonical_name(name[len("random:"):])
+    for prefix in CONTROL_PREFIXES:
+        if name.startswith(prefix):
+            base, seed = split_control(name)
+            return prefix + canonical_name(base) + (f"@{seed}" if seed else "")
     return name
+
+
+CONTROL_PREFIXES = ("random:", "shuffled:")  # the negative controls of claims.md, usable in --models
+
+
+def split_control(key: str) -> tuple[str, int]:
+    """'random:smollm2-135m@3' -> ('smollm2-135m', 3); no '@seed' means seed 0."""
+    body = key.split(":", 1)[1]
+    base, at, seed = body.rpartition("@")
+    if not at:
+        return body, 0
+    if not seed.isdigit():
+        raise ModelLoadError(f"model {key!r}: the part after '@' must be a seed (a non-negative integer), "
+                             f"e.g. {key.split('@')[0]}@1")
+    return base, int(seed)
 
 
 def describe(name: str) -> ModelInfo:
@@ -209,7 +226,8 @@ def describe(name: str) -> ModelInfo:
             return ModelInfo(key, m.n_layers, m.d_model, m.arch, _max_positions(m.hf_model.config))
     if key in _DESCRIBED:  # collection asks once per claim file; a GGUF's metadata takes seconds to parse
         return _DESCRIBED[key]
-    config = _config_for(key)
+    # shapes only: an embedded model's verified cached config.json spares parsing its GGUF
+    config = (_verified_cached_config(key) if _kind(key) == "embedded" else None) or _config_for(key)
     n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
     d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
     info = ModelInfo(key, int(n_layers), int(d_model), config.model_type, _max_positions(config))
@@ -233,6 +251,8 @@ def _kind(key: str) -> str:
         return "embedded"
     if key.startswith("random:"):
         return "random"
+    if key.startswith("shuffled:"):
+        return "shuffled"
     if key.endswith(".gguf"):
         return "gguf"
     if Path(key).expanduser().is_dir():
@@ -253,9 +273,9 @@ def _config_for(key: str):
     from transformers import AutoConfig, GPT2Config
 
     kind = _kind(key)
-    if kind == "random":
-        base = key[len("random:"):]
-        if base == "gpt2":
+    if kind in ("random", "shuffled"):
+        base, _ = split_control(key)
+        if base == "gpt2" and kind == "random":
             return GPT2Config()  # transformers' defaults are GPT-2 small (124M)
         return _config_for(base)
     if kind in ("embedded", "gguf"):
@@ -279,6 +299,8 @@ def _load_hf(key: str):
     kind = _kind(key)
     if kind == "random":
         return _load_random(key)
+    if kind == "shuffled":
+        return _load_shuffled(key)
     if kind == "embedded":
         return _load_embedded(key)
     if kind == "gguf":
@@ -316,7 +338,7 @@ def _load_embedded(key: str = EMBEDDED):
     GGUF with a warning, never used. The fingerprint returned is that of the weights loaded.
     """
     asset = EMBEDDED_MODELS[key]
-    converted = assets.cache_dir() / "models" / f"{key}-{asset.sha256[:12]}"
+    converted = _conversion_dir(key)
     if isinstance(asset, assets.SplitAsset):
         source = f"gguf:{asset.parts[0].spec}..{asset.parts[-1].spec}/{asset.filename}"
     else:
@@ -358,6 +380,10 @@ def _read_conversion(converted: Path, gguf_sha256: str, notes: list[str]):
             notes.append(f"warning: cached conversion {converted} records no weights hash for this GGUF "
                          f"(written by an older mcis-claims); {rebuilt}")
             return None
+        changed = _changed_files(converted, recorded.get("files_sha256"))
+        if changed:  # config.json and the tokenizer move results as surely as the weights do
+            notes.append(f"warning: cached conversion {converted}: {changed}; {rebuilt}")
+            return None
         tokenizer = AutoTokenizer.from_pretrained(converted)
         hf_model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
     except Exception as exc:
@@ -370,6 +396,38 @@ def _read_conversion(converted: Path, gguf_sha256: str, notes: list[str]):
                      f"{expected[:12]}... recorded when it was written (changed on disk); {rebuilt}")
         return None
     return hf_model, tokenizer, got
+
+
+def _conversion_dir(key: str) -> Path:
+    return assets.cache_dir() / "models" / f"{key}-{EMBEDDED_MODELS[key].sha256[:12]}"
+
+
+def _changed_files(directory: Path, recorded) -> str | None:
+    """Which file of a conversion is not the one written (its sha256 recorded then), or why the
+    record is unusable; None when every recorded file matches. The weights are checked by value."""
+    if not isinstance(recorded, dict) or not recorded:
+        return "no per-file sha256 recorded (written by an older mcis-claims)"
+    for name, digest in sorted(recorded.items()):
+        path = directory / name
+        if not path.is_file() or cache.sha256_file(path) != digest:
+            return f"{name} is missing or changed on disk (sha256 differs from the one recorded)"
+    return None
+
+
+def _verified_cached_config(key: str):
+    """The config of an embedded model from its conversion cache, when config.json matches its recorded
+    sha256 (a millisecond read; parsing the GGUF's metadata takes seconds); else None."""
+    from transformers import AutoConfig
+
+    converted = _conversion_dir(key)
+    try:
+        recorded = json.loads((converted / _CONVERSION_MARKER).read_text(encoding="utf-8"))
+        digest = recorded["files_sha256"]["config.json"]
+        if cache.sha256_file(converted / "config.json") != digest:
+            return None
+        return AutoConfig.from_pretrained(converted, local_files_only=True)
+    except Exception:  # no cache yet, an older one, or a damaged one: read the GGUF instead
+        return None
 
 
 def _write_conversion(converted: Path, hf_model, tokenizer, notes: list[str], **meta) -> None:
@@ -390,6 +448,8 @@ def _write_conversion(converted: Path, hf_model, tokenizer, notes: list[str], **
         save_model(hf_model, str(staging / "model.safetensors"))
         hf_model.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        meta["files_sha256"] = {f.name: cache.sha256_file(f) for f in sorted(staging.iterdir())
+                                if f.is_file() and f.name != "model.safetensors"}  # the weights: by value
         (staging / _CONVERSION_MARKER).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         check: list[str] = []
         with _quiet_loading():
@@ -416,16 +476,50 @@ def _load_random(key: str):
     """Same architecture, random weights, fixed seed (the C12 control, and the tests' models)."""
     from transformers import AutoModelForCausalLM
 
-    base = key[len("random:"):]
+    base, seed = split_control(key)
+    seed = seed or RANDOM_SEED
     config = _config_for(key)
     if getattr(config, "quantization_config", None) is not None:
         config.quantization_config = None  # a GGUF-derived config: build dense fp32 weights
     tokenizer, notes = _tokenizer_for_random(base)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
+        torch.manual_seed(seed)
         hf_model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     # the weights themselves: a config hash would change with the cache path in `_name_or_path`
-    return hf_model, tokenizer, f"random-init:{base} (seed {RANDOM_SEED})", _state_fingerprint(hf_model), notes
+    return hf_model, tokenizer, f"random-init:{base} (seed {seed})", _state_fingerprint(hf_model), notes
+
+
+def _load_shuffled(key: str):
+    """The trained weights with each 2-D block matrix permuted within itself (Ferreira da Silva &
+    Heimersheim's control): every matrix keeps its values, so its statistics stay, and the learned
+    structure goes. Embeddings (input, position, output) and all 1-D weights (norms, biases) are untouched.
+    """
+    base, seed = split_control(key)
+    hf_model, tokenizer, source, _, notes = _load_hf(canonical_name(base))
+    shuffle_block_matrices(hf_model, seed)
+    return hf_model, tokenizer, f"shuffled:{source} (seed {seed})", _state_fingerprint(hf_model), notes
+
+
+def shuffle_block_matrices(hf_model, seed: int) -> list[str]:
+    """Permute the entries of every 2-D parameter outside the embeddings, in place -> their names.
+
+    Seeded per parameter name, so the permutation of one matrix does not depend on the others.
+    """
+    embeddings = {id(m.weight) for m in hf_model.modules() if isinstance(m, torch.nn.Embedding)}
+    output = hf_model.get_output_embeddings()
+    if output is not None:
+        embeddings.add(id(output.weight))
+    shuffled = []
+    with torch.no_grad():
+        for name, parameter in hf_model.named_parameters():
+            if parameter.ndim != 2 or id(parameter) in embeddings:
+                continue
+            digest = hashlib.sha256(f"{seed}|{name}".encode()).digest()
+            generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+            order = torch.randperm(parameter.numel(), generator=generator)
+            parameter.copy_(parameter.detach().flatten()[order].view_as(parameter))
+            shuffled.append(name)
+    return shuffled
 
 
 def _tokenizer_for_random(base: str):

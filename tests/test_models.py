@@ -88,6 +88,8 @@ def test_wrap_hf_model_exposes_tl_hook_names(tiny_model):
 
 def test_a_changed_tensor_in_the_cached_conversion_is_detected_and_rebuilt(tmp_path, monkeypatch, tokenizer):
     """The embedded model's conversion cache, with a tiny Llama standing in for the dequantised GGUF."""
+    import json
+
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -120,6 +122,22 @@ def test_a_changed_tensor_in_the_cached_conversion_is_detected_and_rebuilt(tmp_p
     assert torch.equal(load_file(converted / "model.safetensors")[name], hf_model.state_dict()[name])
     assert models._load_embedded(models.EMBEDDED)[4] == [] and len(conversions) == 2  # the cache is whole again
 
+    config = json.loads((converted / "config.json").read_text())
+    config["rms_norm_eps"] = 0.5  # same weights, other outputs: the files beside the weights are checked too
+    (converted / "config.json").write_text(json.dumps(config))
+    notes = models._load_embedded(models.EMBEDDED)[4]
+    assert len(conversions) == 3 and notes == [f"warning: cached conversion {converted}: config.json is missing or "
+                                               "changed on disk (sha256 differs from the one recorded); rebuilt "
+                                               "from the verified GGUF"]
+    assert json.loads((converted / "config.json").read_text())["rms_norm_eps"] != 0.5
+
+    # collection reads the shapes from the verified cached config.json, not from the GGUF
+    monkeypatch.setattr(models, "_DESCRIBED", {})
+    monkeypatch.setattr(models, "_LOADED", {})
+    monkeypatch.setattr(models, "_config_for", lambda key: (_ for _ in ()).throw(AssertionError("parsed the GGUF")))
+    info = models.describe(models.EMBEDDED)
+    assert (info.n_layers, info.d_model, info.max_positions) == (2, 32, 64)
+
 
 def test_a_truncated_local_model_is_one_line(tmp_path):
     from conftest import char_tokenizer, tiny_llama
@@ -131,3 +149,54 @@ def test_a_truncated_local_model_is_one_line(tmp_path):
     with pytest.raises(ModelLoadError, match="cannot load model") as info:
         models.load_model(str(tmp_path), reuse=False)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, canonical", [("random:default@3", "random:smollm2-135m@3"),
+                                             ("shuffled:SmolLM2-135M", "shuffled:smollm2-135m"),
+                                             ("shuffled:smollm2-135m@0", "shuffled:smollm2-135m")])
+def test_control_names_have_one_spelling(name, canonical):
+    assert models.canonical_name(name) == canonical
+
+
+def test_a_control_seed_must_be_a_number():
+    with pytest.raises(ModelLoadError, match="must be a seed"):
+        models.canonical_name("random:gpt2@abc")
+
+
+def test_shuffled_control_permutes_block_matrices_only(tmp_path):
+    """shuffled:<model>: each 2-D block matrix keeps its values in another order; embeddings, norms untouched."""
+    import torch
+
+    from conftest import char_tokenizer, tiny_llama
+
+    here = tmp_path / "tiny"
+    tiny_llama(n_layers=2, d_model=16).save_pretrained(here)
+    char_tokenizer(here)
+    trained = models.load_model(str(here), reuse=False)
+    shuffled = models.load_model(f"shuffled:{here}", reuse=False)
+    again = models.load_model(f"shuffled:{here}", reuse=False)
+    other_seed = models.load_model(f"shuffled:{here}@1", reuse=False)
+    before, after = dict(trained.hf_model.named_parameters()), dict(shuffled.hf_model.named_parameters())
+    moved = [name for name, p in before.items() if p.ndim == 2 and "embed" not in name and "lm_head" not in name]
+    assert moved, "the tiny model has block matrices"
+    for name, p in before.items():
+        if name in moved:
+            assert not torch.equal(p, after[name]), name
+            assert torch.equal(p.flatten().sort().values, after[name].flatten().sort().values), name
+        else:  # embeddings, norms, biases
+            assert torch.equal(p, after[name]), name
+    assert shuffled.fingerprint == again.fingerprint != trained.fingerprint != other_seed.fingerprint
+    assert shuffled.fingerprint != other_seed.fingerprint
+    assert shuffled.to_meta()["source"].startswith("shuffled:dir:")
+
+
+def test_random_control_seed_changes_the_weights(tmp_path):
+    from conftest import char_tokenizer, tiny_llama
+
+    here = tmp_path / "tiny"
+    tiny_llama(n_layers=2, d_model=16).save_pretrained(here)
+    char_tokenizer(here)
+    seed0, seed0_again = models.load_model(f"random:{here}", reuse=False), models.load_model(f"random:{here}@0", reuse=False)
+    seed2 = models.load_model(f"random:{here}@2", reuse=False)
+    assert seed0.fingerprint == seed0_again.fingerprint != seed2.fingerprint
+    assert "seed 2" in seed2.to_meta()["source"]
