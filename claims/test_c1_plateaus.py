@@ -16,7 +16,7 @@ Source: the seed thread ("activation plateaus"); Heimersheim & Mendel 2024; Gigl
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, secondary, stats
 
 SPEC = ClaimSpec(
     id="C1",
@@ -61,5 +61,7 @@ def test_c1_plateaus(cell, judge):
             "censored_fraction_real": float(censored_real.mean()),
             "censored_fraction_gaussian": float(censored_gauss.mean()),
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+            "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"real": real, "gaussian": gaussian},
+                                                        documents=cell.documents),
         },
     )

@@ -13,7 +13,7 @@ Source: the seed thread ("sensitive directions"); Heimersheim & Mendel 2024. Lee
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, secondary, stats
 
 SPEC = ClaimSpec(
     id="C2",
@@ -59,5 +59,8 @@ def test_c2_sensitive_directions(cell, judge):
             "censored_fraction": {name: float(c.mean()) for name, (_, c) in radius.items()},
             "real_mixture_vs_isotropic": versus_isotropic.to_dict(),
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+            "at_kl_thresholds": secondary.at_thresholds(
+                SPEC, judge.family, {"real_mixture": sweeps["real_mixture"],
+                                     "cov_random_mixture": sweeps["cov_random_mixture"]}, documents=cell.documents),
         },
     )

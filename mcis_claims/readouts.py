@@ -150,3 +150,29 @@ def step_spearman(a, b) -> np.ndarray:
     scale = np.sqrt((rx**2).sum(-1) * (ry**2).sum(-1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(scale > 0, (rx * ry).sum(-1) / scale, np.nan)
+
+
+# ---------------------------------------------------------------- secondary read-outs of plateau claims
+
+
+SECONDARY_THRESHOLDS = (0.01, 0.1, 1.0)  # nats: is the verdict the same at each? (claims.md, secondary read-outs)
+
+
+def loglog_slope_at_crossing(curves, radii, threshold: float) -> np.ndarray:
+    """Local slope of log KL against log r on the grid step where each curve first reaches `threshold`.
+
+    2 for a smooth quadratic onset (KL ~ r^2); larger where a plateau ends in a jump.
+    NaN where a curve never crosses, crosses at the first radius, or is 0 just before.
+    curves (..., S) on radii (S,); returns (...,).
+    """
+    values, grid = _numpy(curves), _numpy(radii)
+    above = values >= threshold
+    crossed = above.any(-1)
+    first = np.where(crossed, above.argmax(-1), 0)
+    before = np.maximum(first - 1, 0)
+    hi = np.take_along_axis(values, first[..., None], -1)[..., 0]
+    lo = np.take_along_axis(values, before[..., None], -1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (np.log(hi) - np.log(lo)) / (np.log(grid[first]) - np.log(grid[before]))
+    valid = crossed & (first > 0) & (lo > 0) & (grid[before] > 0)
+    return np.where(valid, slope, np.nan)
