@@ -452,11 +452,10 @@ class ToyDesign:
             "radii_rel": [float(some.radii[1]), float(some.radii[-1]), len(some.radii)],
             "toys": {spec.name: {k: toy.report[k] for k in ("heldout_fve", "learned", "final_train_loss",
                                                              "features_represented", "mean_interference",
-                                                             "bias_median", "cached")}
+                                                             "bias_median")}
                      for spec, toy in self.toys.items()},
             "learned_bar": f"held-out FVE >= {LEARNED_BAR}",
-            "costs_s": dict(self.seconds),
-        }
+        }  # no timings or cache flags here: the record is hashed (report.results_hash); they go to costs_s
 
     def plot(self, record, path) -> None:
         """Plateau ratio by design cell, one point per seed, median as a bar; verdict in the title."""
