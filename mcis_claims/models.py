@@ -162,6 +162,10 @@ def wrap_hf_model(name: str, hf_model, tokenizer, *, source: str = "in-memory", 
         hf_model.config.name_or_path = name  # the bridge reads it; in-memory models have none
     fingerprint = fingerprint or _state_fingerprint(hf_model)  # of the weights as loaded, wherever they run
     hf_model.to(where)
+    if not getattr(hf_model.config, "architectures", None):
+        # GGUF-derived configs (Gemma-3, and random:<gguf model> built from them) leave it empty,
+        # and TransformerBridge picks its adapter by it
+        hf_model.config.architectures = [type(hf_model).__name__]
     stack = decode_stack_for(hf_model, engine)  # before the bridge wraps the modules
     bridge = _boot_bridge(name, hf_model, tokenizer, where)
     return LoadedModel(

@@ -130,3 +130,10 @@ def test_a_model_without_a_causal_lm_head_fails_in_one_line(tokenizer):
     with pytest.raises(ModelLoadError, match="LlamaModel \\(llama\\) has no causal LM head") as info:
         wrap_hf_model("tiny-body", body, tokenizer)
     assert "\n" not in str(info.value)
+
+
+def test_a_config_without_architectures_still_boots(tokenizer):
+    hf = tiny_archs.gemma3()
+    hf.config.architectures = None  # as in configs read from a GGUF, and random:<gguf model> built from them
+    model = wrap_hf_model("tiny-noarch", hf, tokenizer)
+    assert model.hf_model.config.architectures == ["Gemma3ForCausalLM"]
