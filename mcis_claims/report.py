@@ -716,7 +716,8 @@ def models_matrix(records) -> tuple[list[str], list[tuple[str, list[str]]]]:
     cells: dict[tuple, dict] = {}
     for r in records:
         cells.setdefault((r["claim"], r["layer"]), {})[r["model"]] = f"{r['verdict']} {_effect_str(r['effect'])}"
-    rows = [(f"{claim} L{layer}", [cells[claim, layer].get(m, "—") for m in models])
+    rows = [(f"{claim} L{layer}" if isinstance(layer, int) and layer >= 0 else str(claim),  # toys have no layer
+             [cells[claim, layer].get(m, "—") for m in models])
             for claim, layer in sorted(cells, key=lambda k: (_natural(str(k[0])), k[1]))]
     return models, rows
 

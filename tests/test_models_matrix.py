@@ -22,3 +22,8 @@ def test_one_row_per_claim_and_layer_one_column_per_model():
 def test_a_one_model_run_has_no_matrix():
     records = [record("C1", "smollm2-135m", 1, "supported", 4.2)]
     assert render_models_matrix(records) == [] and _models_matrix_html(records) == ""
+
+
+def test_a_claim_without_a_layer_is_labelled_by_its_id():
+    records = [record("C11a", "toy:a", -1, "negligible", 1.0), record("C1", "smollm2-135m", 1, "supported", 2.0)]
+    assert [line.split(" |")[0] for line in render_models_matrix(records)[4:6]] == ["| C1 L1", "| C11a"]
