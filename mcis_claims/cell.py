@@ -72,7 +72,8 @@ def _concat_radii(a: SweepResult, b: SweepResult) -> SweepResult:
 
     return SweepResult(layer=a.layer, site=a.site, kl=join(a.kl, b.kl), resid_l2=join(a.resid_l2, b.resid_l2),
                        final_l2=join(a.final_l2, b.final_l2), top1_changed=join(a.top1_changed, b.top1_changed),
-                       mlp_flips=join(a.mlp_flips, b.mlp_flips), clean_margin=a.clean_margin, radii=None)
+                       mlp_flips=join(a.mlp_flips, b.mlp_flips), clean_margin=a.clean_margin, radii=None,
+                       response_l2=join(a.response_l2, b.response_l2), clean_final_norm=a.clean_final_norm)
 
 
 @dataclass

@@ -37,6 +37,9 @@ class SweepResult:
     mlp_flips     per block L..N-1, number of MLP units whose gate (SiLU-gated) or
                   pre-activation (GELU/ReLU) sign differs from clean; None unless asked.
     clean_margin  (n,) clean top-1 minus top-2 logit (for Story 0, claim C6).
+    response_l2   the blocks' response after each block L..N-1, ||Δh_l - (x' - x)||: the change
+                  the blocks added, without the perturbation the skip path carries unchanged
+                  (for a direction sweep x' - x = r u; claims.md, "The blocks' response").
     """
 
     layer: int
@@ -48,6 +51,8 @@ class SweepResult:
     mlp_flips: torch.Tensor | None
     clean_margin: torch.Tensor
     radii: torch.Tensor | None = None
+    response_l2: torch.Tensor | None = None
+    clean_final_norm: torch.Tensor | None = None  # (n,) ||h|| of the clean row after the last block (pre-norm)
 
     @property
     def n(self) -> int:
@@ -138,8 +143,8 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
     n, M, _ = points.shape
     per_prompt = max(1, min(M, batch_rows - 1))
     prompts_per_chunk = max(1, batch_rows // (per_prompt + 1))
-    outs = {k: [] for k in ("kl", "resid_l2", "top1", "flips")}
-    margins = []
+    outs = {k: [] for k in ("kl", "resid_l2", "response_l2", "top1", "flips")}
+    margins, final_norms = [], []
     for p0 in range(0, n, prompts_per_chunk):
         p1 = min(n, p0 + prompts_per_chunk)
         prefix = stack.build_prefix(tuple(h[p0:p1] for h in hidden), layer, tokens=tokens[p0:p1])
@@ -154,6 +159,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
                     row_parts[k].append(chunk[k])
             if m0 == 0:
                 margins.append(chunk["margin"])
+                final_norms.append(chunk["final_norm"])
             if progress is not None:
                 progress((p1 - p0) * (m1 - m0))
         for k in outs:
@@ -169,15 +175,20 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
         top1_changed=torch.cat(outs["top1"]).cpu(),
         mlp_flips=torch.cat(outs["flips"]).cpu() if track_mlp else None,
         clean_margin=torch.cat(margins).cpu(),
+        response_l2=torch.cat(outs["response_l2"]).cpu(),
+        clean_final_norm=torch.cat(final_norms).cpu(),
     )
 
 
 def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp: bool) -> dict:
     """Blocks layer..N-1 for rows h (n, 1 + m, d); row 0 is clean. Read-outs for rows 1..m."""
-    l2, flips = [], []
+    l2, response, flips = [], [], []
+    injected = h[:, 1:] - h[:, :1]  # (n, m, d): what the skip path carries to every later block
     for l in range(layer, stack.n_layers):
         h, pre = stack.block(l, h, prefix)
-        l2.append((h[:, 1:] - h[:, :1]).norm(dim=-1))
+        change = h[:, 1:] - h[:, :1]
+        l2.append(change.norm(dim=-1))
+        response.append((change - injected).norm(dim=-1))
         if track_mlp and pre is None:
             raise InputError(f"{stack.arch}: no MLP activation module found in block {l}; "
                              f"MLP sign flips cannot be counted on this model")
@@ -193,9 +204,11 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
     return {
         "kl": kl,
         "resid_l2": torch.stack(l2, dim=-1),
+        "response_l2": torch.stack(response, dim=-1),
         "top1": logits[:, 1:].argmax(-1) != logits[:, :1].argmax(-1),
         "flips": torch.stack(flips, dim=-1) if track_mlp else None,
         "margin": top2[:, 0] - top2[:, 1],
+        "final_norm": h[:, 0].norm(dim=-1),
     }
 
 
@@ -212,6 +225,7 @@ def reshape_result(result: SweepResult, grid: tuple, squeeze_k: bool = False) ->
         layer=result.layer, site=result.site, kl=shape(result.kl), resid_l2=shape(result.resid_l2),
         final_l2=shape(result.final_l2), top1_changed=shape(result.top1_changed),
         mlp_flips=shape(result.mlp_flips), clean_margin=result.clean_margin, radii=result.radii,
+        response_l2=shape(result.response_l2), clean_final_norm=result.clean_final_norm,
     )
 
 
@@ -288,11 +302,13 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
     points = torch.as_tensor(points).to(model.device)
     n, M, _ = points.shape
     later = [f"blocks.{l}.hook_resid_post" for l in range(layer, model.n_layers)]
+    clean_site = {}
 
     def run(prompt, replacement):
         cache = {}
 
         def write(act, hook):
+            clean_site["x"] = act[0, -1].clone()
             if replacement is not None:
                 act = act.clone()
                 act[:, -1] = replacement
@@ -312,6 +328,7 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
 
     kl = torch.zeros(n, M)
     resid = torch.zeros(n, M, len(later))
+    response = torch.zeros(n, M, len(later))
     top1 = torch.zeros(n, M, dtype=torch.bool)
     margin = torch.zeros(n)
     for i in range(n):
@@ -325,9 +342,11 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
             logp = torch.log_softmax(logits.double(), -1)
             kl[i, j] = (clean_logp.exp() * (clean_logp - logp)).sum().clamp_min(0.0).cpu()
             resid[i, j] = (res - clean_resid).norm(dim=-1).cpu()
+            injected = points[i, j] - clean_site["x"]
+            response[i, j] = (res - clean_resid - injected).norm(dim=-1).cpu()
             top1[i, j] = (logits.argmax() != clean_logits.argmax()).cpu()
     return SweepResult(layer=layer, site=site_name(layer), kl=kl, resid_l2=resid, final_l2=resid[..., -1],
-                       top1_changed=top1, mlp_flips=None, clean_margin=margin)
+                       top1_changed=top1, mlp_flips=None, clean_margin=margin, response_l2=response)
 
 
 def _check_tokens(model, tokens) -> torch.Tensor:

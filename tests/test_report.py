@@ -218,7 +218,7 @@ def test_verdict_table_has_one_row_per_record(report):
     table = render_verdict_table(records, console)
     assert table.row_count == len(records) == 3
     assert [c.header for c in table.columns] == ["claim", "model", "layer", "n", "effect [CI]", "p", "p_adj",
-                                                 "verdict"]
+                                                 "censored a/b", "verdict"]
     verdicts = [cell.plain for cell in table.columns[-1]._cells]
     assert verdicts == ["supported", "negligible", "inconclusive"]
     styles = [str(cell.style) for cell in table.columns[-1]._cells]

@@ -35,6 +35,7 @@ def test_cached_sweep_equals_naive_full_recompute(tiny_model, layer):
     assert fast.kl.shape == (3, 7)
     assert ((fast.kl - naive.kl).abs() <= kl_tolerance(naive.kl)).all(), (fast.kl - naive.kl).abs().max()
     assert torch.allclose(fast.resid_l2, naive.resid_l2, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(fast.response_l2, naive.response_l2, atol=1e-4, rtol=1e-4)  # the blocks' response
     assert torch.equal(fast.final_l2, fast.resid_l2[..., -1])
     assert torch.equal(fast.top1_changed, naive.top1_changed)
     assert torch.allclose(fast.clean_margin, naive.clean_margin, atol=1e-4)
@@ -108,3 +109,23 @@ def test_bad_inputs_get_one_line_errors(tiny_model, make, message):
     with pytest.raises((InputError, SiteError), match=message) as info:
         make(tiny_model, tokens, u, torch.tensor([0.0, 1.0]))
     assert "\n" not in str(info.value)
+
+
+def test_blocks_response_of_an_identity_network_is_exactly_zero(tokenizer):
+    """Blocks whose attention and MLP write nothing pass the perturbation on unchanged: the raw
+    residual change is the radius at every later block, the blocks' response exactly 0."""
+    from conftest import tiny_llama
+    from mcis_claims.models import wrap_hf_model
+
+    hf = tiny_llama(n_layers=3, d_model=32)
+    with torch.no_grad():
+        for block in hf.model.layers:
+            block.self_attn.o_proj.weight.zero_()
+            block.mlp.down_proj.weight.zero_()
+    identity = wrap_hf_model("identity-llama", hf, tokenizer)
+    tokens = prompts(3, 6, identity.stack.d_vocab)
+    u = random_directions(3, identity.d_model)
+    radii = torch.tensor([0.0, 0.5, 2.0, 8.0])
+    result = sweep(identity, 1, tokens, u, radii)
+    assert torch.equal(result.response_l2, torch.zeros_like(result.response_l2))
+    assert torch.allclose(result.resid_l2, radii[None, :, None].expand_as(result.resid_l2), rtol=1e-5)
