@@ -335,7 +335,7 @@ def _judge(key: Key, old: Expectation, new: Expectation) -> Comparison:
     both = f"({old.effect_str()} -> {new.effect_str()})"
     if not old.matches(new.verdict):
         return Comparison(key, "changed", f"{_cell(key)}: verdict {old.verdict} -> {new.verdict} {both}", old, new)
-    if old.legacy:
+    if old.legacy and new.verdict != old.verdict:  # old "refuted", new "negligible" or "reversed"
         return Comparison(key, "drift", f"{_cell(key)}: baseline says refuted (the old rule), now {new.verdict}; "
                                         f"re-record the baseline (--update-baseline) {both}", old, new)
     if old.effect_name != new.effect_name:

@@ -184,3 +184,16 @@ def test_cli_compare_exit_codes(tmp_path, baseline_path, capsys):
     assert main(["compare", str(baseline_path), str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mcis-claims: baseline") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("now", ["negligible", "reversed"])
+def test_an_old_refuted_matches_either_new_word_with_a_warning(baseline_path, now):
+    """Baselines written before the four-word rule still load: `refuted` was negligible-or-reversed."""
+    run = [*RUN[:2], record("C2", layer=1, verdict=now), RUN[3]]
+    comparisons = compare(run, load_baseline(baseline_path))
+    [legacy] = [c for c in comparisons if c.key == ("C2", "smollm2-135m", 1)]
+    assert legacy.status == "drift" and "re-record the baseline" in legacy.message
+    report = check_against_baseline(run, META, baseline_path)
+    assert not report.failed
+    flipped = [*RUN[:2], record("C2", layer=1, verdict="inconclusive"), RUN[3]]
+    assert check_against_baseline(flipped, META, baseline_path).failed  # refuted -> inconclusive is a change
