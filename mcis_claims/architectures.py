@@ -602,6 +602,7 @@ def decode_stack_for(hf_model, engine: str = "auto") -> DecodeStack:
                              f"load it with AutoModelForCausalLM")
     if engine not in ("auto", "generic"):
         raise ModelLoadError(f"engine {engine!r}: use auto or generic")
+    _check_generic_support(hf_model)  # what neither path runs exactly (attention kinds, ALiBi, ...)
     if engine == "auto":
         if model_type in ("llama", "mistral", "qwen2") and not _sliding_window(hf_model.config):
             return LlamaStack(hf_model)
