@@ -623,7 +623,7 @@ def _parity_str(parity: dict) -> str:
     worst_kl = max((c.get("kl_max_abs_err", 0.0) for c in checks.values()), default=0.0)
     worst_resid = max((c.get("resid_l2_max_rel_err", 0.0) for c in checks.values()), default=0.0)
     status = f"{len(checks) - len(failed)} of {len(checks)} sites ok" + (f" (FAILED: {', '.join(failed)})" if failed else "")
-    return f"{status}; max |dKL| {worst_kl:.2g} nats, max residual error {worst_resid:.2g} of the radius"
+    return f"{status}; max |dKL| {worst_kl:.2g} nats, max residual error {worst_resid:.2g} of the radius or the change"
 
 
 def incomplete_line(run: dict) -> str:

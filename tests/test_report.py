@@ -275,4 +275,4 @@ def test_summary_names_a_site_that_failed_parity():
 
     line = _parity_str({"m|1": {"ok": True, "kl_max_abs_err": 5e-6, "resid_l2_max_rel_err": 1e-5},
                         "m|2": {"ok": False, "kl_max_abs_err": 0.3, "resid_l2_max_rel_err": 2e-5}})
-    assert line == "1 of 2 sites ok (FAILED: m|2); max |dKL| 0.3 nats, max residual error 2e-05 of the radius"
+    assert line == "1 of 2 sites ok (FAILED: m|2); max |dKL| 0.3 nats, max residual error 2e-05 of the radius or the change"
