@@ -31,7 +31,7 @@ Source: the seed thread ("ReLUs require thresholds to be passed"); MCIS's ReLU-w
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, inside_plateaus, readouts, stats
 
 SPEC = ClaimSpec(
     id="C5",
@@ -60,13 +60,7 @@ def test_c5_thresholds(cell, judge):
              (("real_other", real_other), ("cov_random", random))}
 
     # The fixed radius, from KL only: the largest grid radius inside both median plateaus.
-    ends = [readouts.plateau_end_index(np.median(s.per_base_curve(), axis=0), threshold) for s in (real_other, random)]
-    index = min(ends)
-    problem = None
-    if index < 1:
-        problem = (f"median KL reaches {threshold} nats at the first nonzero radius {cell.radii_rel[1]:g} x median norm "
-                   "for one kind: no radius inside the plateau to compare flips at. Try a smaller --kl-threshold")
-        index = 1
+    index, ends, problem = inside_plateaus(real_other, random, threshold=threshold)
     radius = float(real_other.radii_rel[index])  # the schedule's radii first (a censored sweep has more after)
     a = 1.0 + flips["real_other"][:, :, index].mean(1)  # (n,)
     b = 1.0 + flips["cov_random"][:, :, index].mean(1)

@@ -23,7 +23,7 @@ Source: the seed thread (Story 2; "the L2-metric plots"); Heimersheim & Mendel 2
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, inside_plateaus, stats
 
 SPEC = ClaimSpec(
     id="C8",
@@ -47,13 +47,7 @@ def test_c8_story2_damping(cell, judge):
     threshold = cell.config.kl_threshold
     kind = directions.cov_random_mixture()
     arms = {"real_base": cell.sweep_kind(kind), "gaussian_base": cell.sweep_kind(kind, base="gaussian")}
-    ends = [readouts.plateau_end_index(np.median(s.per_base_curve(), axis=0), threshold) for s in arms.values()]
-    index = min(ends)
-    problem = None
-    if index < 1:
-        problem = (f"median KL reaches {threshold} nats at the first nonzero radius {cell.radii_rel[1]:g} x median norm "
-                   "for one arm: no radius inside both plateaus. Try a smaller --kl-threshold")
-        index = 1
+    index, ends, problem = inside_plateaus(*arms.values(), threshold=threshold)
     r_rel = float(arms["real_base"].radii_rel[index])  # may lie past the schedule where a sweep was extended
     r_abs = r_rel * cell.stats.median_norm
     # (n, N - L) per-base profile at that radius: mean over the K directions

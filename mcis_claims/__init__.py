@@ -14,7 +14,7 @@ _EXPORTS = {
     "sweep": ".engine", "sweep_points": ".engine", "sweep_naive": ".engine", "SweepResult": ".engine",
     "resid_pre": ".engine", "optimize_directions": ".optimize",
     "ClaimSpec": ".verdict", "CurveSet": ".report", "claim": ".plugin", "McisError": ".errors",
-    "directions": ".directions", "readouts": ".readouts", "stats": ".stats", "secondary": ".secondary",
+    "directions": ".directions", "readouts": ".readouts", "stats": ".stats", "secondary": ".secondary", "inside_plateaus": ".cell",
     "lp_fit": ".lp_fit",
 }
 

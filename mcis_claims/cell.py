@@ -20,7 +20,7 @@ from .config import RunConfig
 from .models import LoadedModel, load_model
 from .parity import ParityCheck, check_site
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
-from .readouts import Crossing, median_crossing, radius_at_threshold
+from .readouts import Crossing, median_crossing, plateau_end_index, radius_at_threshold
 
 # A curve still below the KL threshold at the schedule's end is swept further, up to this many
 # median norms, before it is called censored (far past it a perturbation is a different activation).
@@ -74,6 +74,21 @@ def _concat_radii(a: SweepResult, b: SweepResult) -> SweepResult:
                        final_l2=join(a.final_l2, b.final_l2), top1_changed=join(a.top1_changed, b.top1_changed),
                        mlp_flips=join(a.mlp_flips, b.mlp_flips), clean_margin=a.clean_margin, radii=None,
                        response_l2=join(a.response_l2, b.response_l2), clean_final_norm=a.clean_final_norm)
+
+
+def inside_plateaus(*sweeps: KindSweep, threshold: float) -> tuple[int, list[int], str | None]:
+    """The largest grid index where the median KL over bases of every sweep is still below `threshold`.
+
+    -> (index, each sweep's own plateau end, problem): a fixed radius chosen from KL alone, inside
+    every median plateau (claims C5, C8). Index 1 with a problem line when one plateau ends at once.
+    """
+    ends = [int(plateau_end_index(np.median(s.per_base_curve(), axis=0), threshold)) for s in sweeps]
+    index, problem = min(ends), None
+    if index < 1:
+        problem = (f"median KL reaches {threshold} nats at the first nonzero radius {sweeps[0].radii_rel[1]:g} x "
+                   "median norm for one sweep: no radius inside every plateau. Try a smaller --kl-threshold")
+        index = 1
+    return index, ends, problem
 
 
 @dataclass
