@@ -36,7 +36,7 @@ from .errors import InputError
 N_FEATURES = 40
 FEATURE_PROBABILITY = 0.05  # sparse features: about 2 of 40 active per input
 LEARNED_BAR = 0.5  # a toy "learned the task" if its held-out fraction of variance explained is at least this
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"  # v2: weights sha256 in the metadata, written atomically
 
 
 @dataclass(frozen=True)
@@ -241,14 +241,24 @@ def toy_path(spec: ToySpec, training: Training = TRAINING) -> Path:
 
 
 def save_toy(toy: ToyModel, path) -> Path:
-    from safetensors.torch import save_file
+    """Atomically (a unique temporary name, then a rename: `cache.atomic_write`), with the
+    sha256 of the weights in the metadata, so a changed or half-written file is retrained."""
+    from safetensors.torch import save
+
+    from .cache import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"W": toy.W, "b": toy.b}, str(tmp), metadata={"name": toy.name, "report": json.dumps(toy.report)})
-    tmp.replace(path)
+    metadata = {"name": toy.name, "report": json.dumps(toy.report), "weights_sha256": _weights_sha256(toy.W, toy.b)}
+    atomic_write(path, save({"W": toy.W.contiguous(), "b": toy.b.contiguous()}, metadata=metadata))
     return path
+
+
+def _weights_sha256(W: torch.Tensor, b: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    for tensor in (W, b):
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_toy(path) -> ToyModel:
@@ -265,6 +275,9 @@ def load_toy(path) -> ToyModel:
         raise InputError(f"{path}: not a readable toy file ({type(exc).__name__}); delete it to retrain") from None
     if W.shape != (spec.n_hidden, N_FEATURES) or b.shape != (N_FEATURES,):
         raise InputError(f"{path}: W {tuple(W.shape)} / b {tuple(b.shape)} do not fit {spec.name}; delete it")
+    if meta.get("weights_sha256") != _weights_sha256(W, b):
+        raise InputError(f"{path}: weights do not match the sha256 recorded when the file was written; "
+                         "delete it to retrain")
     return ToyModel(spec, W, b, report)
 
 

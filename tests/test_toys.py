@@ -51,6 +51,20 @@ def test_cache_round_trip_is_bitwise_and_corruption_retrains(tmp_path, monkeypat
     with pytest.raises(InputError, match="delete it"):
         toys.load_toy(path)
     assert torch.equal(toys.load_or_train([spec], SHORT)[0].W, trained.W)  # retrained, same weights
+    # a file that reads but whose weights changed after writing is caught by the recorded sha256
+    from safetensors.torch import load_file, save_file
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(path))
+    tensors["W"][0, 0] += 1.0
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(InputError, match="sha256"):
+        toys.load_toy(path)
+    assert torch.equal(toys.load_or_train([spec], SHORT)[0].W, trained.W)
+    assert not list(path.parent.glob("*.tmp"))  # atomic writes leave no temporary files
 
 
 def test_training_report_says_whether_it_learned():
