@@ -105,6 +105,7 @@ def pytest_configure(config):
             sae=getattr(opt, "sae", None), sae_layers=getattr(opt, "sae_layers", None),
             device=getattr(opt, "device", None),
         )
+        _early_layer_check(run)
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
     baseline = getattr(opt, "baseline", None)
@@ -124,6 +125,36 @@ def pytest_configure(config):
 
     config.stash[STATE] = RunState(config=run, workspace=Workspace(run), expectations=expectations,
                                    baseline_family=family)
+
+
+def _early_layer_check(run: RunConfig) -> None:
+    """--layers against each model's depth from a config.json on disk, before torch is imported.
+
+    A typo like `--layers 45` then fails in a second or two instead of after collection. Only
+    what a json read can settle is checked here (a local model folder, an embedded model's
+    cached conversion, or their random:/shuffled: controls); everything else is checked again,
+    for every model, when the grid is collected.
+    """
+    import json
+    from pathlib import Path
+
+    from .assets import cache_dir
+
+    if run.layers is None:
+        return
+    for name in run.models:
+        base = name.split(":", 1)[1].rsplit("@", 1)[0] if name.startswith(("random:", "shuffled:")) else name
+        candidates = [Path(base).expanduser() / "config.json"]
+        if base and "/" not in base and not base.startswith((".", "~")):  # a name, not a path
+            candidates += sorted((cache_dir() / "models").glob(f"{base}-*/config.json"))
+        for path in candidates:
+            try:
+                config = json.loads(path.read_text(encoding="utf-8"))
+                n_layers = int(config.get("num_hidden_layers") or config.get("n_layer"))
+            except (OSError, ValueError, TypeError, AttributeError):
+                continue
+            select_layers(run.layers, n_layers, name)  # a SiteError names the model and its blocks
+            break
 
 
 def pytest_report_header(config):

@@ -291,3 +291,24 @@ def test_compare_refuses_an_incomplete_report_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"mcis-claims: {path} is an incomplete run (interrupted; \"complete\": false); "
                    "re-run it to the end before comparing or reusing it")
+
+
+def test_layers_past_the_model_fail_before_torch_is_imported(tmp_path):
+    """--layers is checked against a config.json on disk at configure time, before collection imports torch."""
+    import json
+    import subprocess
+    import sys
+
+    model = tmp_path / "three-layers"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_hidden_layers": 3, "model_type": "llama"}))
+    code = ("import sys\n"
+            "from mcis_claims.config import make_config\n"
+            "from mcis_claims.plugin import _early_layer_check\n"
+            "from mcis_claims.errors import McisError\n"
+            f"run = make_config(models=({str(model)!r},), layers='45')\n"
+            "try:\n    _early_layer_check(run)\nexcept McisError as exc:\n    print('ERROR', exc)\n"
+            "print('torch imported:', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert f"ERROR layer 45: {model} has blocks 0-2" in out
+    assert "torch imported: False" in out
