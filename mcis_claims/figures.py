@@ -109,11 +109,17 @@ def plot_curves(record: CellRecord, path: Path) -> None:
             family="monospace", linespacing=1.35,
             bbox=dict(boxstyle="round,pad=0.5", facecolor="#f6f8fa", edgecolor=PLOT_COLOR[record.verdict],
                       linewidth=1.5))
+    save_png(fig, path)
+
+
+def save_png(fig, path) -> None:
+    """Render to PNG in memory, then write atomically: a reader never sees half a figure."""
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png")
     finally:
         fig.clear()  # the OO Figure is never registered with pyplot, so nothing else holds it
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, buffer.getvalue())
 
@@ -227,14 +233,7 @@ def plot_forest(records: list[dict], path: Path) -> None:
                 Line2D([], [], color=_FOREST_SESOI_COLOR, linestyle="--", linewidth=1.3, label="SESOI")]
     fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.99, 1 - 0.12 / fig_h), ncol=len(handles),
                frameon=False, fontsize=9, handlelength=1.8, columnspacing=1.2)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png")
-    finally:
-        fig.clear()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, buffer.getvalue())
+    save_png(fig, path)
 
 
 def _forest_rows(records: list[dict]) -> list[tuple[float, str, object]]:

@@ -549,15 +549,6 @@ def plot_design(design: ToyDesign, record, path) -> None:
 
 
 def _save(fig, path) -> None:
-    import io
+    from .figures import save_png
 
-    from .report import _atomic_write
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png")
-    finally:
-        fig.clear()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, buffer.getvalue())
+    save_png(fig, path)
