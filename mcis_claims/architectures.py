@@ -96,10 +96,9 @@ def _linear(x, weight, bias=None):
 class LlamaStack(DecodeStack):
     """Llama-family blocks: RMSNorm, rotary GQA attention, gated MLP (SmolLM2, Mistral, Qwen2)."""
 
-    def __init__(self, hf_model):
-        cfg = hf_model.config
+    def _read_shapes(self, cfg) -> None:
+        """Sizes every Llama-family config names alike (Gemma3's stack reads them here too)."""
         self.arch = cfg.model_type
-        body = hf_model.model
         self.n_layers = cfg.num_hidden_layers
         self.d_model = cfg.hidden_size
         self.d_mlp = cfg.intermediate_size
@@ -108,6 +107,11 @@ class LlamaStack(DecodeStack):
         self.n_kv_heads = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or self.d_model // self.n_heads
         self.eps = cfg.rms_norm_eps
+
+    def __init__(self, hf_model):
+        cfg = hf_model.config
+        self._read_shapes(cfg)
+        body = hf_model.model
         self.act = ACT2FN[cfg.hidden_act]
         self.rotary = body.rotary_emb
         if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", False):
@@ -204,16 +208,8 @@ class Gemma3Stack(LlamaStack):
         cfg = hf_model.config
         if getattr(cfg, "attn_logit_softcapping", None) or getattr(cfg, "final_logit_softcapping", None):
             raise ModelLoadError("gemma3: logit softcapping is not in the fast stack")  # the generic path has it
-        self.arch = cfg.model_type
+        self._read_shapes(cfg)
         body = hf_model.model
-        self.n_layers = cfg.num_hidden_layers
-        self.d_model = cfg.hidden_size
-        self.d_mlp = cfg.intermediate_size
-        self.d_vocab = cfg.vocab_size
-        self.n_heads = cfg.num_attention_heads
-        self.n_kv_heads = cfg.num_key_value_heads
-        self.head_dim = cfg.head_dim
-        self.eps = cfg.rms_norm_eps
         self.act = ACT2FN[cfg.hidden_activation]
         self.rotary = body.rotary_emb
         self.layer_types = list(cfg.layer_types)

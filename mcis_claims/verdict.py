@@ -178,7 +178,7 @@ def decide(spec: ClaimSpec, estimate: EffectEstimate, *, family: int, problem: s
         return Decision("inconclusive", f"{label} is NaN (every unit censored on both arms?), "
                                         f"so the data cannot be judged (n={units.n})", None, **base)
     if spec.kind == "equivalence":
-        return _decide_equivalence(spec, estimate, units, alpha, summary, base, problem)
+        return _decide_equivalence(spec, estimate, units, low, high, summary, base, problem)
     delta = 0.0 if spec.kind == "existence" else estimate.to_d_scale(spec.sesoi)
     return _decide_directional(spec, estimate, units, alpha, delta, low, high, summary, base, problem)
 
@@ -221,18 +221,19 @@ def _decide_directional(spec, estimate, units, alpha, delta, low, high, summary,
     if problem is None and spec.kind == "directional" and short_of(far):
         return Decision("negligible", f"{summary} lies wholly {other_side} {bound}: the effect, if any, "
                                       f"is smaller than claimed; {p_text}", None, **base)
-    required = None if problem else _required_n(spec, estimate, units, alpha, delta)
+    required = None if problem else stats.required_n(units, sesoi=delta, alpha=alpha, power=POWER,
+                                                       alternative=spec.alternative)
     why = problem or f"{summary} straddles {bound}; {p_text}"
     if required is not None:
         why += f"; about {required} base prompts would settle it (power {POWER:g} at 1.5 x the SESOI)"
     return Decision("inconclusive", why, required, **base)
 
 
-def _decide_equivalence(spec, estimate, units, alpha, summary, base, problem) -> Decision:
+def _decide_equivalence(spec, estimate, units, low, high, summary, base, problem) -> Decision:
     from . import stats
 
+    alpha = spec.alpha / base["family"]
     margin = math.log1p(spec.sesoi) if spec.is_ratio else float(spec.sesoi)
-    low, high = stats.median_interval(units.low, units.high, alpha=alpha)
     _, p_lower = stats.sign_test(units.low, -margin, alternative="greater")
     _, p_upper = stats.sign_test(units.high, margin, alternative="less")
     family = base["family"]
@@ -259,12 +260,6 @@ def _decide_equivalence(spec, estimate, units, alpha, summary, base, problem) ->
     if required is not None:
         why += f"; about {required} base prompts would settle it (power {POWER:g} if the true effect is null)"
     return Decision("inconclusive", why, required, **base)
-
-
-def _required_n(spec, estimate, units, alpha, delta) -> int | None:
-    from . import stats
-
-    return stats.required_n(units, sesoi=delta, alpha=alpha, power=POWER, alternative=spec.alternative)
 
 
 def override(decision: Decision, verdict: Verdict, reason: str) -> Decision:
