@@ -9,7 +9,7 @@ caches sweeps, so a grid of claims costs little more than its distinct sweeps.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -21,12 +21,12 @@ from .models import LoadedModel, load_model
 from .parity import ParityCheck, check_site
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
 from .readouts import Crossing, median_crossing, plateau_end_index, radius_at_threshold
+from .sites import site_name
+from .engine import ROW_READOUTS, SweepResult, reshape_result, sweep, sweep_points
 
 # A curve still below the KL threshold at the schedule's end is swept further, up to this many
 # median norms, before it is called censored (far past it a perturbation is a different activation).
 MAX_RADIUS = 16.0
-from .sites import site_name
-from .engine import SweepResult, reshape_result, sweep, sweep_points
 
 
 @dataclass
@@ -67,13 +67,11 @@ def extension_radii(largest: float) -> np.ndarray:
 
 def _concat_radii(a: SweepResult, b: SweepResult) -> SweepResult:
     """Read-outs (n, K, S, ...) of two radius schedules, joined along the radius axis."""
-    def join(x, y):
+    def join(name):
+        x, y = getattr(a, name), getattr(b, name)
         return None if x is None else torch.cat([x, y], dim=2)
 
-    return SweepResult(layer=a.layer, site=a.site, kl=join(a.kl, b.kl), resid_l2=join(a.resid_l2, b.resid_l2),
-                       final_l2=join(a.final_l2, b.final_l2), top1_changed=join(a.top1_changed, b.top1_changed),
-                       mlp_flips=join(a.mlp_flips, b.mlp_flips), clean_margin=a.clean_margin, radii=None,
-                       response_l2=join(a.response_l2, b.response_l2), clean_final_norm=a.clean_final_norm)
+    return replace(a, radii=None, **{name: join(name) for name in ROW_READOUTS})
 
 
 def inside_plateaus(*sweeps: KindSweep, threshold: float) -> tuple[int, list[int], str | None]:

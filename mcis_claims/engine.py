@@ -14,7 +14,7 @@ Public entry points:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -57,6 +57,10 @@ class SweepResult:
     @property
     def n(self) -> int:
         return self.kl.shape[0]
+
+
+# The read-outs with one value per perturbed row (n, *grid, ...); the rest are per prompt or per run.
+ROW_READOUTS = ("kl", "resid_l2", "final_l2", "top1_changed", "mlp_flips", "response_l2")
 
 
 def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, radii, *,
@@ -221,12 +225,7 @@ def reshape_result(result: SweepResult, grid: tuple, squeeze_k: bool = False) ->
             return t.squeeze(1)
         return t.unflatten(1, grid)
 
-    return SweepResult(
-        layer=result.layer, site=result.site, kl=shape(result.kl), resid_l2=shape(result.resid_l2),
-        final_l2=shape(result.final_l2), top1_changed=shape(result.top1_changed),
-        mlp_flips=shape(result.mlp_flips), clean_margin=result.clean_margin, radii=result.radii,
-        response_l2=shape(result.response_l2), clean_final_norm=result.clean_final_norm,
-    )
+    return replace(result, **{name: shape(getattr(result, name)) for name in ROW_READOUTS})
 
 
 class _StopForward(Exception):
