@@ -89,6 +89,9 @@ def judge_depth(spec, grid, judge, sweeps_at):
     early_gap = per_layer[early.layer]
     low_margin, high_margin = 1 / (1 + spec.sesoi), 1 + spec.sesoi
     gap_early = early_gap["ci"][0] > high_margin or early_gap["ci"][1] < low_margin
+    no_gap_early = low_margin < early_gap["ci"][0] and early_gap["ci"][1] < high_margin  # wholly inside
+    early_text = (f"at the early layer {early.layer}: median ratio {early_gap['median_ratio']:.3g}, "
+                  f"{100 * level:.4g}% CI [{early_gap['ci'][0]:.3g}, {early_gap['ci'][1]:.3g}]")
     r_a, r_b, c_a, c_b = radii[late.layer]
     estimate = stats.equivalence_log_ratio(
         r_a, r_b, margin=spec.sesoi, alpha=spec.alpha, censored_a=c_a, censored_b=c_b, documents=late.documents,
@@ -111,9 +114,9 @@ def judge_depth(spec, grid, judge, sweeps_at):
                  "trend_spearman_p": float(rho_p), "kl_threshold_nats": threshold,
                  "form": "historical unit(target - x)" if spec.id == "C4" else "corrected, base-free"},
         problem="the depth claim needs at least two layers; pass --layers with an early and a late layer"
-        if single_layer else None,
-        refuted_because=None if gap_early or single_layer else
-        ("negligible", f"no gap beyond the margin ({low_margin:.3g}, {high_margin:.3g}) at the early layer "
-                       f"{early.layer} to disappear: median ratio {early_gap['median_ratio']:.3g}, "
-                       f"{100 * level:.4g}% CI [{early_gap['ci'][0]:.3g}, {early_gap['ci'][1]:.3g}]"),
+        if single_layer else None if gap_early or no_gap_early else
+        f"the precondition cannot be settled: the early gap neither lies wholly outside nor wholly inside the "
+        f"margin ({low_margin:.3g}, {high_margin:.3g}) {early_text}",
+        refuted_because=("negligible", f"never beyond the margin ({low_margin:.3g}, {high_margin:.3g}) early, so no "
+                                       f"gap to disappear {early_text}") if no_gap_early and not single_layer else None,
     )
