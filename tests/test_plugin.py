@@ -109,7 +109,7 @@ def test_depth_claims_run_once_per_model_over_the_grid(pytester, tiny_model_dir,
     report = tmp_path / "depth"
     result = pytester.runpytest_subprocess("--models", str(tiny_model_dir), "--corpus", "pydoc", "--n-prompts", "12",
                                            "--n-directions", "1", "--layers", "0,2", "--report-dir", str(report),
-                                           "-k", "c4b", *PLUGIN)
+                                           "-k", "c4b", "-v", *PLUGIN)
     assert result.ret in (0, 1), result.stdout.str()
     result.stdout.fnmatch_lines(["*test_c4b_base_gap*layers-0-2*"])
     (record,) = json.loads((report / "results.json").read_text())["records"]
