@@ -209,7 +209,9 @@ def pytest_generate_tests(metafunc):
         if marker is not None and marker.kwargs.get("layers") == "earliest":
             cell_layers = cell_layers[:1]
         cells += [pytest.param((info.name, layer), id=f"{info.name}-{site_name(layer)}") for layer in cell_layers]
-        grids.append(pytest.param((info.name, tuple(layers)), id=f"{info.name}-layers-{'-'.join(map(str, layers))}"))
+        depth_layers = select_layers(state.config.layers, info.n_layers, info.name, depth=True)
+        grids.append(pytest.param((info.name, tuple(depth_layers)),
+                                  id=f"{info.name}-layers-{'-'.join(map(str, depth_layers))}"))
     if wants_cell:
         metafunc.parametrize("cell", cells, indirect=True)
     else:  # a claim about depth: one test per model, over all the layers of the grid

@@ -31,6 +31,16 @@ def default_layers(n_layers: int) -> list[int]:
     return sorted({min(1, n_layers - 1), n_layers // 2, n_layers - 1})
 
 
+def default_depth_layers(n_layers: int) -> list[int]:
+    """The layers a depth claim (C4) profiles by default: 1, n/4, n/2, 3n/4, n-1.
+
+    Three layers give a profile whose rank trend cannot be significant (the smallest possible
+    Spearman p is about 0.33); five give a shape worth reading. Fewer on a shallow model.
+    """
+    early = min(1, n_layers - 1)
+    return sorted({early, max(early, n_layers // 4), n_layers // 2, max(early, (3 * n_layers) // 4), n_layers - 1})
+
+
 def check_layer(layer: int, n_layers: int, model: str = "the model") -> int:
     if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < n_layers:
         raise SiteError(
@@ -40,10 +50,13 @@ def check_layer(layer: int, n_layers: int, model: str = "the model") -> int:
     return layer
 
 
-def select_layers(spec: str | None, n_layers: int, model: str = "the model") -> list[int]:
-    """Parse a --layers value: `1,15,29`, `all`, `every:3`, `default` (or None)."""
+def select_layers(spec: str | None, n_layers: int, model: str = "the model", *, depth: bool = False) -> list[int]:
+    """Parse a --layers value: `1,15,29`, `all`, `every:3`, `default` (or None).
+
+    `depth`: the grid of a depth claim, whose default is `default_depth_layers`.
+    """
     if spec is None or spec.strip() == "default":
-        return default_layers(n_layers)
+        return default_depth_layers(n_layers) if depth else default_layers(n_layers)
     if not spec.strip(" ,"):  # an empty value is a mistake, not a request for the default
         raise SiteError(f"--layers {spec!r}: no layer given; use e.g. 1,15,29, all, every:3 or default")
     spec = spec.strip()

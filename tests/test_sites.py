@@ -36,3 +36,13 @@ def test_check_layer_rejects_bools_and_floats():
         check_layer(True, 30)
     with pytest.raises(SiteError):
         check_layer(1.0, 30)
+
+
+def test_default_depth_grid_has_five_layers_on_a_deep_model_and_fewer_on_a_shallow_one():
+    from mcis_claims.sites import default_depth_layers
+
+    assert default_depth_layers(30) == [1, 7, 15, 22, 29]
+    assert default_depth_layers(18) == [1, 4, 9, 13, 17]
+    assert default_depth_layers(3) == [1, 2] and default_depth_layers(1) == [0]
+    assert select_layers(None, 30, depth=True) == [1, 7, 15, 22, 29]
+    assert select_layers("1,29", 30, depth=True) == [1, 29]  # an explicit grid wins
