@@ -11,7 +11,8 @@ compares a later run with it, cell by cell:
     missing   the baseline has the cell but this run did not compute it (deselected, other models)
 
 A changed model fingerprint, corpus hash, seed, profile or library version warns, as
-pytest-benchmark warns when `machine_info` differs: the comparison still runs.
+pytest-benchmark warns when `machine_info` differs: the comparison still runs. So does a
+cell whose SAE weights (claim C10: `details.sae_weights_sha256`) differ from the baseline's.
 
 The file (schema_version 1):
 
@@ -19,7 +20,7 @@ The file (schema_version 1):
      "meta": {"created": ..., "seed": ..., "config": {...}, "versions": {...},
               "models": {name: {"fingerprint_sha256": ...}}, "corpus": {...}},
      "expectations": [{"claim", "model", "layer", "verdict", "effect_name", "effect",
-                       "ci_low", "ci_high", "n"}, ...]}
+                       "ci_low", "ci_high", "n"[, "sae_weights_sha256"]}, ...]}
 
 `load_baseline` also reads a results.json or a report directory, so an earlier run can
 serve as the baseline directly.
@@ -61,6 +62,7 @@ class Expectation:
     ci_low: float
     ci_high: float
     n: int
+    sae_weights_sha256: str | None = None  # C10: the SAE(s) the cell used; several as "tag:sha,..."
 
     @property
     def key(self) -> Key:
@@ -73,12 +75,16 @@ class Expectation:
         return cls(claim=str(record["claim"]), model=str(record["model"]), layer=int(record["layer"]),
                    verdict=str(record["verdict"]), effect_name=str(effect.get("name") or "effect"),
                    effect=_float(effect.get("value")), ci_low=_float(effect.get("ci_low")),
-                   ci_high=_float(effect.get("ci_high")), n=int(record.get("n") or 0))
+                   ci_high=_float(effect.get("ci_high")), n=int(record.get("n") or 0),
+                   sae_weights_sha256=_sae_hash((record.get("details") or {}).get("sae_weights_sha256")))
 
     def to_dict(self) -> dict:
-        return {"claim": self.claim, "model": self.model, "layer": self.layer, "verdict": self.verdict,
-                "effect_name": self.effect_name, "effect": _json_float(self.effect),
-                "ci_low": _json_float(self.ci_low), "ci_high": _json_float(self.ci_high), "n": self.n}
+        out = {"claim": self.claim, "model": self.model, "layer": self.layer, "verdict": self.verdict,
+               "effect_name": self.effect_name, "effect": _json_float(self.effect),
+               "ci_low": _json_float(self.ci_low), "ci_high": _json_float(self.ci_high), "n": self.n}
+        if self.sae_weights_sha256:
+            out["sae_weights_sha256"] = self.sae_weights_sha256
+        return out
 
     def effect_str(self) -> str:
         return f"{self.effect_name} {_fmt(self.effect)} [{_fmt(self.ci_low)}, {_fmt(self.ci_high)}]"
@@ -284,6 +290,18 @@ def meta_warnings(run_meta: dict, baseline: BaselineFile) -> list[str]:
     return out
 
 
+def sae_warnings(comparisons: list[Comparison]) -> list[str]:
+    """One line per cell whose SAE weights hash differs from the baseline's (both recorded)."""
+    out = []
+    for c in comparisons:
+        old = c.old.sae_weights_sha256 if c.old else None
+        new = c.new.sae_weights_sha256 if c.new else None
+        if old and new and old != new:
+            out.append(f"{_cell(c.key)}: SAE weights sha256 {_short_hashes(new)} differ from the baseline's "
+                       f"{_short_hashes(old)}; the SAE was trained or chosen differently, so its numbers may move")
+    return out
+
+
 def check_against_baseline(records: list, run_meta: dict, path, *, update: bool = False) -> BaselineReport:
     """Judge a finished run against the baseline at `path` (what `--baseline PATH` does at session end).
 
@@ -306,6 +324,7 @@ def check_against_baseline(records: list, run_meta: dict, path, *, update: bool 
     warnings = [c.message for c in comparisons if c.status == "drift"]
     if baseline is not None:
         warnings += [f"provenance: {w}" for w in meta_warnings(run_meta, baseline)]
+        warnings += [f"provenance: {w}" for w in sae_warnings(comparisons)]
     counts = {s: sum(c.status == s for c in comparisons) for s in STATUSES}
     if baseline is not None:
         lines.append(f"baseline {path}: " + " · ".join(f"{n} {s}" for s, n in counts.items()))
@@ -382,7 +401,8 @@ def _expectation_from_entry(entry: dict) -> Expectation:
     return Expectation(claim=str(entry["claim"]), model=str(entry["model"]), layer=int(entry["layer"]),
                        verdict=str(entry["verdict"]), effect_name=str(entry.get("effect_name") or "effect"),
                        effect=_float(entry.get("effect")), ci_low=_float(entry.get("ci_low")),
-                       ci_high=_float(entry.get("ci_high")), n=int(entry.get("n") or 0))
+                       ci_high=_float(entry.get("ci_high")), n=int(entry.get("n") or 0),
+                       sae_weights_sha256=_sae_hash(entry.get("sae_weights_sha256")))
 
 
 def _baseline_meta(meta: dict) -> dict:
@@ -404,6 +424,19 @@ def _baseline_meta(meta: dict) -> dict:
 
 def _hashes(info) -> dict:
     return {k: v for k, v in info.items() if "sha256" in k and v} if isinstance(info, dict) else {}
+
+
+def _sae_hash(value) -> str | None:
+    """A record's sae_weights_sha256 as one string: a hash, or "tag:hash,..." sorted by tag for several."""
+    if not value:
+        return None
+    if isinstance(value, dict):
+        return ",".join(f"{tag}:{value[tag]}" for tag in sorted(value))
+    return str(value)
+
+
+def _short_hashes(value: str) -> str:
+    return ",".join(":".join(part.split(":")[:-1] + [_short(part.split(":")[-1])]) for part in value.split(","))
 
 
 def _cell(key: Key) -> str:

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "L0, fraction of variance explained, dead fraction and downstream KL.")
     tsae.add_argument("--model", default=None, help="model name (default: the embedded smollm2-135m)")
     tsae.add_argument("--layer", type=int, default=1, help="layer whose resid_pre the SAEs read (default 1)")
-    tsae.add_argument("--l0", default=None, help="comma-separated k values (default: the C10 pair)")
+    tsae.add_argument("--l0", default=None, help="comma-separated k values (default: the C10 L0s, 8,16,64)")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":

@@ -44,7 +44,8 @@ WEIGHTS_FILENAME = "sae_weights.safetensors"
 ARCHITECTURES = ("relu", "topk", "jumprelu")
 _SAELENS_NAMES = {"relu": "standard", "topk": "topk", "jumprelu": "jumprelu"}
 
-DEFAULT_L0S = (16, 64)  # C10(b): low and high L0 of the default TopK SAEs; C10(a) uses the first
+DEFAULT_L0S = (8, 16, 64)  # C10(b): the L0s of the default TopK SAEs, compared lowest vs highest
+C10A_L0 = 16  # C10(a): the default SAE whose codes make the synthetic bases
 DEFAULT_EXPANSION = 4  # d_sae = 4 * d_model
 DEFAULT_TOKENS = 500_000  # training activations seen (with repetition over the harvested pool)
 DEFAULT_BATCH = 2048
@@ -52,7 +53,11 @@ DEFAULT_LR = 1e-3
 HARVEST_WINDOW = 64  # tokens per harvested window
 HELDOUT_EVERY = 10  # every 10th document is held out (dead fraction, FVE, downstream KL)
 SINK_NORM_FACTOR = 4.0  # harvested positions with norm > 4 x median are dropped as attention-sink-like
-FORMAT_VERSION = 1
+# The default training corpus: the Lee corpus alone, a pinned sha256-checked asset. Version 1 also
+# harvested CPython's pydoc_data.topics, whose text changes with the Python release, so the same
+# seed trained different SAEs on different hosts (C10 moved; every other cell reproduced).
+HARVEST_CORPORA = ("lee",)
+FORMAT_VERSION = 2  # 2: lee only (see HARVEST_CORPORA); 1: lee + pydoc
 
 
 # ---------------------------------------------------------------- the SAE
@@ -71,6 +76,7 @@ class SAE:
     threshold: torch.Tensor | None = None  # jumprelu only, (d_sae,)
     apply_b_dec_to_input: bool = True
     cfg: dict = field(default_factory=dict)  # everything else from cfg.json (hook_name, meta, ...)
+    weights_sha256: str | None = None  # sha256 of the sae_weights.safetensors bytes it was loaded from
 
     def __post_init__(self):
         _check_sae(self, where="SAE")
@@ -129,6 +135,19 @@ class SAE:
         return unit(self.W_dec.double())
 
 
+def weights_sha256(sae: SAE) -> str:
+    """sha256 of the SAE's sae_weights.safetensors: the file it was loaded from or saved to, else
+    the bytes save_sae would write. The SAE's provenance in C10's records and the baseline."""
+    if sae.weights_sha256:
+        return sae.weights_sha256
+    from safetensors.torch import save
+
+    tensors = {"W_enc": sae.W_enc, "b_enc": sae.b_enc, "W_dec": sae.W_dec, "b_dec": sae.b_dec}
+    if sae.architecture == "jumprelu":
+        tensors["threshold"] = sae.threshold
+    return sha256_bytes(save({k: v.detach().contiguous() for k, v in tensors.items()}))
+
+
 def _check_sae(sae: SAE, where: str) -> None:
     if sae.architecture not in ARCHITECTURES:
         raise InputError(f"{where}: architecture {sae.architecture!r}; supported: {', '.join(ARCHITECTURES)}")
@@ -170,7 +189,7 @@ def load_sae(path) -> SAE:
     for file in (cfg_path, weights_path):
         if not file.is_file():
             raise ModelLoadError(f"SAE {root}: missing {file.name} (SAELens layout: {CFG_FILENAME} + {WEIGHTS_FILENAME})")
-    cfg, tensors = _read_files(cfg_path, weights_path)
+    cfg, tensors, digest = _read_files(cfg_path, weights_path)
     architecture, k = _architecture(cfg, cfg_path)
     if "threshold" not in tensors and "log_threshold" in tensors:
         tensors["threshold"] = tensors["log_threshold"].float().exp()
@@ -197,7 +216,7 @@ def load_sae(path) -> SAE:
                              f"scaling into the weights first (SAELens: fold_activation_norm_scaling_factor)")
     try:
         return SAE(**weights, architecture=architecture, k=k, apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
-                   cfg=cfg)
+                   cfg=cfg, weights_sha256=digest)
     except InputError as exc:
         raise ModelLoadError(f"SAE {root}: {str(exc).removeprefix('SAE: ')}") from None
 
@@ -205,8 +224,8 @@ def load_sae(path) -> SAE:
 _READ_ATTEMPTS = 5  # a concurrent save_sae swaps two files; a read caught between them reads again
 
 
-def _read_files(cfg_path: Path, weights_path: Path) -> tuple[dict, dict]:
-    """cfg.json and the tensors, read as one consistent pair.
+def _read_files(cfg_path: Path, weights_path: Path) -> tuple[dict, dict, str]:
+    """cfg.json, the tensors and the weights file's sha256, read as one consistent pair.
 
     When cfg.json records the weights' sha256 (every save_sae does), the bytes read must hash to
     it: a mismatch right after a concurrent save_sae is read again; one that persists means the
@@ -239,7 +258,7 @@ def _read_files(cfg_path: Path, weights_path: Path) -> tuple[dict, dict]:
     except Exception as exc:  # safetensors raises SafetensorError, ValueError, ... on a bad header
         raise ModelLoadError(f"SAE {weights_path}: cannot read safetensors ({type(exc).__name__}: "
                              f"{(str(exc).splitlines() or [''])[0]})") from None
-    return cfg, tensors
+    return cfg, tensors, got
 
 
 def _architecture(cfg: dict, cfg_path: Path) -> tuple[str, int | None]:
@@ -301,6 +320,7 @@ def save_sae(sae: SAE, path, *, hook_name: str | None = None, extra_cfg: dict | 
     weights = save({k: v.detach().contiguous() for k, v in tensors.items()})
     # the content hash, checked by load_sae: a changed or half-replaced weights file is caught
     cfg["mcis_claims"] = {**extras, "weights_sha256": sha256_bytes(weights)}
+    sae.weights_sha256 = cfg["mcis_claims"]["weights_sha256"]
     if lock:  # two writers of one path take turns, so the pair on disk always matches
         with build_lock(_lock_of(root)):
             _write_files(root, weights, cfg)
@@ -380,11 +400,12 @@ class Harvest:
     dropped_first: int  # position-0 activations left out
     dropped_sink: int  # other positions left out for norm > SINK_NORM_FACTOR x median
     seconds: float
+    corpus_sha256: str = ""  # of the documents harvested (prompts._hash_documents)
 
 
 def harvest(model, layer: int, documents: Sequence[str] | None = None, *, window: int = HARVEST_WINDOW,
             max_windows: int | None = None, kl_prompts: int = 256, prompt_length: int = 10, seed: int = 0) -> Harvest:
-    """Every position of non-overlapping `window`-token windows of real text (lee + pydoc by default).
+    """Every position of non-overlapping `window`-token windows of real text (HARVEST_CORPORA by default).
 
     Position 0 is always dropped (the attention sink: no context, often an extreme norm, and
     never a base position of the claims); so is any position whose norm exceeds
@@ -396,7 +417,7 @@ def harvest(model, layer: int, documents: Sequence[str] | None = None, *, window
     if documents is None:
         from .prompts import load_corpus
 
-        documents = load_corpus("lee").documents + load_corpus("pydoc").documents
+        documents = tuple(doc for name in HARVEST_CORPORA for doc in load_corpus(name).documents)
     bos = getattr(model.tokenizer, "bos_token_id", None) if model.prepend_bos else None
     body = window - int(bos is not None)
     train_rows, held_rows, prompt_rows = [], [], []
@@ -430,7 +451,13 @@ def harvest(model, layer: int, documents: Sequence[str] | None = None, *, window
     prompts = torch.tensor([prompt_rows[j] for j in pick.tolist()], dtype=torch.long)
     return Harvest(train=acts["train"], heldout=acts["heldout"], heldout_prompts=prompts,
                    dropped_first=len(train_rows) + len(held_rows), dropped_sink=dropped,
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started, corpus_sha256=_documents_sha256(documents))
+
+
+def _documents_sha256(documents: Sequence[str]) -> str:
+    from .prompts import _hash_documents
+
+    return _hash_documents(tuple(documents))
 
 
 @dataclass(frozen=True)
@@ -460,6 +487,8 @@ class TrainingReport:
     kl_random_same_error_mean: float  # the same for a random point at the reconstruction's error distance
     n_kl_prompts: int
     seed: int
+    corpus_sha256: str = ""  # of the harvested documents: the training data, whatever the host
+    torch_threads: int = 0  # torch.get_num_threads() while training (the weights do not depend on it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -547,7 +576,8 @@ def train_sae(model, layer: int, *, d_sae: int | None = None, k: int | None = No
         architecture=sae.architecture, k=k, l1_coefficient=l1_coefficient, d_in=d_in, d_sae=d_sae, hook_name=hook,
         tokens_seen=steps * batch_size, steps=steps, train_seconds=seconds, harvest_seconds=data.seconds,
         n_train=x_all.shape[0], n_heldout=data.heldout.shape[0], dropped_first_positions=data.dropped_first,
-        dropped_sink_positions=data.dropped_sink, scale_factor=scale, seed=seed, **metrics)
+        dropped_sink_positions=data.dropped_sink, scale_factor=scale, seed=seed, corpus_sha256=data.corpus_sha256,
+        torch_threads=torch.get_num_threads(), **metrics)
     return sae, report
 
 
@@ -585,7 +615,7 @@ def default_sae_dir(model, layer: int, l0_target: int) -> Path:
             f"{name}-L{layer}-topk-k{l0_target}-d{d_sae}-t{DEFAULT_TOKENS}-{model.fingerprint[:12]}-v{FORMAT_VERSION}")
 
 
-def default_sae(model, layer: int, *, l0_target: int = DEFAULT_L0S[0], progress: bool = True) -> SAE:
+def default_sae(model, layer: int, *, l0_target: int = C10A_L0, progress: bool = True) -> SAE:
     """The project's TopK SAE with k = l0_target, trained once with fixed settings and cached.
 
     Cached under `assets.cache_dir()/sae/<model>-L<layer>-topk-k<k>-...-<fingerprint>`; the
@@ -612,7 +642,8 @@ def default_sae(model, layer: int, *, l0_target: int = DEFAULT_L0S[0], progress:
         sae, report = train_sae(model, layer, k=l0_target, data=_HARVESTS[key], progress=progress)
         save_sae(sae, path, hook_name=report.hook_name, lock=False, extra_cfg={
             "trained_by": "mcis_claims.sae.train_sae", "model_fingerprint": model.fingerprint,
-            "corpus": "lee + pydoc, 64-token windows, position 0 dropped", "training": report.to_dict()})
+            "corpus": f"{' + '.join(HARVEST_CORPORA)}, 64-token windows, position 0 dropped",
+            "training": report.to_dict()})
         return load_sae(path)
 
 
@@ -663,6 +694,16 @@ def synthetic_single(sae: SAE, n: int, density: torch.Tensor, target_norm: float
     disc = (bd**2 - dd * (bb - target_norm**2)).clamp_min(0)
     a = ((-bd + disc.sqrt()) / dd).clamp_min(0)
     return (b + a[:, None] * d).float(), latent
+
+
+@torch.no_grad()
+def match_norm(synthetic: torch.Tensor, bases: torch.Tensor) -> torch.Tensor:
+    """(n, d) each synthetic row scaled to the norm of the real base it replaces (bases: (n, d)),
+    so that a synthetic base differs from its real one in direction only (C10a)."""
+    if synthetic.shape != bases.shape:
+        raise InputError(f"match_norm: synthetic {tuple(synthetic.shape)} and bases {tuple(bases.shape)} differ")
+    scale = bases.double().norm(dim=-1, keepdim=True) / synthetic.double().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return (synthetic.double() * scale).to(synthetic.dtype)
 
 
 @torch.no_grad()
@@ -779,8 +820,8 @@ def cell_saes(cell, need: str = "both") -> tuple[SAE, list[SAE], str]:
 
     --sae DIR: that SAE for (a), and no SAEs for (b): need="b" skips the cell with the option to
     pass, rather than train default SAEs the user did not ask for. --sae DIR1,DIR2[,...]: the
-    first for (a), all for (b). Otherwise the default TopK SAEs (DEFAULT_L0S), trained on first
-    use and cached.
+    first for (a), all for (b). Otherwise the default TopK SAEs, trained on first use and cached:
+    k = C10A_L0 for (a), every k in DEFAULT_L0S for (b).
     """
     if need not in ("a", "b", "both"):
         raise ValueError(f"need={need!r}: 'a', 'b' or 'both'")
@@ -790,10 +831,10 @@ def cell_saes(cell, need: str = "both") -> tuple[SAE, list[SAE], str]:
 
     paths = [p.strip() for p in str(cell.config.sae or "").split(",") if p.strip()]
     if not paths:
-        if need == "a":  # C10a alone needs only the first default SAE
-            return default(DEFAULT_L0S[0]), [], "default"
+        if need == "a":  # C10a alone needs only its own default SAE
+            return default(C10A_L0), [], "default"
         saes = [default(k) for k in DEFAULT_L0S]
-        return saes[0], saes, "default"
+        return default(C10A_L0), saes, "default"
     user = [load_sae(path) for path in paths]
     for path, sae in zip(paths, user):
         check_site(sae, cell.model, cell.layer, source=f"--sae {path}")

@@ -197,3 +197,31 @@ def test_an_old_refuted_matches_either_new_word_with_a_warning(baseline_path, no
     assert not report.failed
     flipped = [*RUN[:2], record("C2", layer=1, verdict="inconclusive"), RUN[3]]
     assert check_against_baseline(flipped, META, baseline_path).failed  # refuted -> inconclusive is a change
+
+
+def with_sae(rec, sha):
+    return {**rec, "details": {"sae_weights_sha256": sha}}
+
+
+def test_a_changed_sae_weights_hash_warns_and_never_passes_silently(tmp_path):
+    c10a = record("C10a", verdict="supported", value=1.3, low=1.15, high=1.5)
+    c10b = record("C10b", verdict="negligible", value=1.0, low=0.95, high=1.05)
+    base = [with_sae(c10a, "aa" * 32), with_sae(c10b, {"l0_8": "bb" * 32, "l0_64": "cc" * 32})]
+    path = write_baseline(tmp_path / "baseline.json", base, META)
+    loaded = load_baseline(path)
+    assert loaded.expectations[("C10b", "smollm2-135m", 1)].sae_weights_sha256 == f"l0_64:{'cc' * 32},l0_8:{'bb' * 32}"
+    same = check_against_baseline(base, META, path)
+    assert not same.warnings and same.counts()["same"] == 2  # the same SAEs: nothing to say
+    run = [with_sae(c10a, "dd" * 32), with_sae(c10b, {"l0_8": "bb" * 32, "l0_64": "ee" * 32})]
+    report = check_against_baseline(run, META, path)
+    assert not report.failed and report.counts()["same"] == 2  # same verdicts and effects, yet it warns
+    assert report.warnings == [
+        "provenance: C10a smollm2-135m layer 1: SAE weights sha256 dddddddddddd… differ from the baseline's "
+        "aaaaaaaaaaaa…; the SAE was trained or chosen differently, so its numbers may move",
+        "provenance: C10b smollm2-135m layer 1: SAE weights sha256 l0_64:eeeeeeeeeeee…,l0_8:bbbbbbbbbbbb… differ "
+        "from the baseline's l0_64:cccccccccccc…,l0_8:bbbbbbbbbbbb…; the SAE was trained or chosen differently, "
+        "so its numbers may move"]
+    assert any(line.startswith("warning: provenance: C10a") for line in report.lines)
+    # a baseline recorded before SAE hashes were kept compares as before, without a warning
+    old = write_baseline(tmp_path / "old.json", [c10a, c10b], META)
+    assert not check_against_baseline(run, META, old).warnings

@@ -3,6 +3,7 @@
 The SAELens layout is checked against directories written by hand here (the documented
 cfg.json keys and tensor names), and reconstructions against a numpy computation.
 """
+import hashlib
 import json
 
 import numpy as np
@@ -110,6 +111,12 @@ def test_saved_sae_loads_back_bitwise(tmp_path, architecture, k):
     assert (cfg["d_in"], cfg["d_sae"], cfg["meta"]["hook_name"], cfg["mcis_claims"]["note"]) == (
         D_IN, D_SAE, "blocks.2.hook_resid_pre", "test")
     assert back.fingerprint == sae.fingerprint
+    # the weights hash: of the file on disk, the same whether loaded, saved or computed afresh
+    file_hash = hashlib.sha256((tmp_path / "out" / "sae_weights.safetensors").read_bytes()).hexdigest()
+    assert back.weights_sha256 == sae.weights_sha256 == cfg["mcis_claims"]["weights_sha256"] == file_hash
+    fresh = saes.SAE(t["W_enc"], t["b_enc"], t["W_dec"], t["b_dec"], architecture=architecture, k=k,
+                     threshold=t["threshold"] if architecture == "jumprelu" else None)
+    assert fresh.weights_sha256 is None and saes.weights_sha256(fresh) == file_hash
 
 
 def _bad(tmp_path, name, cfg=None, drop=None, change=None, raw_cfg=None, raw_weights=None):
@@ -178,6 +185,40 @@ def test_training_runs_and_reports_quality(tiny_model, kind):
     assert np.isfinite(report.fve) and report.fve <= 1
     assert 0 <= report.dead_fraction <= 1 and report.kl_recon_mean >= 0 and report.n_kl_prompts > 0
     assert report.dropped_first_positions > 0  # position 0 of every window is left out
+
+
+def test_training_does_not_depend_on_the_thread_count(tiny_model):
+    """The host dependence C10 saw (issue 10) was the corpus, not threads: weights are bitwise equal at 1 and 2
+    torch threads (harvest and training both), and the report says which corpus it trained on."""
+    before = torch.get_num_threads()
+    hashes, reports = [], []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            sae, report = saes.train_sae(tiny_model, 1, d_sae=48, k=4, tokens_budget=6 * 128, batch_size=128,
+                                         progress=False, documents=documents())
+            hashes.append(saes.weights_sha256(sae))
+            reports.append(report)
+    finally:
+        torch.set_num_threads(before)
+    assert hashes[0] == hashes[1]
+    assert [r.torch_threads for r in reports] == [1, 2]
+    assert reports[0].corpus_sha256 == reports[1].corpus_sha256 != ""
+
+
+def test_the_default_harvest_reads_only_pinned_corpora():
+    """CPython's pydoc_data.topics changes with the Python release: it must not feed the default SAEs."""
+    assert saes.HARVEST_CORPORA == ("lee",) and saes.FORMAT_VERSION >= 2
+
+
+def test_match_norm_keeps_direction_and_takes_the_base_norm():
+    g = torch.Generator().manual_seed(0)
+    bases, synthetic = torch.randn(30, 8, generator=g) * 3, torch.randn(30, 8, generator=g)
+    out = saes.match_norm(synthetic, bases)
+    torch.testing.assert_close(out.norm(dim=-1), bases.norm(dim=-1))
+    torch.testing.assert_close(torch.nn.functional.cosine_similarity(out, synthetic, dim=-1), torch.ones(30))
+    with pytest.raises(InputError, match="differ"):
+        saes.match_norm(synthetic[:3], bases)
 
 
 def test_the_input_scale_is_folded_into_the_weights(tiny_model):
