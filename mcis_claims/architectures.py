@@ -66,8 +66,15 @@ class DecodeStack:
         """K/V of positions 0..T-2 for blocks >= layer, from the clean hidden states (the generic path: tokens)."""
         raise NotImplementedError
 
-    def block(self, layer: int, h: torch.Tensor, prefix: Prefix) -> tuple[torch.Tensor, torch.Tensor]:
-        """One block for the last position. h: (n, m, d) -> (h_out (n, m, d), mlp_pre (n, m, d_mlp))."""
+    mlp_gated: bool  # the MLP multiplies act(gate(x)) by up(x) (SwiGLU, GeGLU); else act(W_in x + b)
+
+    def block(self, layer: int, h: torch.Tensor, prefix: Prefix,
+              freeze_mlp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One block for the last position. h: (n, m, d) -> (h_out (n, m, d), mlp_pre (n, m, d_mlp)).
+
+        freeze_mlp: make the MLP linear in the perturbation by freezing its nonlinearity at row 0 of
+        each prompt (the clean row; see `_frozen_activation`).
+        """
         raise NotImplementedError
 
     def final_residual_to_logits(self, h: torch.Tensor) -> torch.Tensor:
@@ -93,8 +100,27 @@ def _linear(x, weight, bias=None):
     return F.linear(x, weight, bias)
 
 
+def _frozen_activation(act, pre: torch.Tensor, gated: bool) -> torch.Tensor:
+    """The MLP nonlinearity frozen at row 0 of each prompt (the clean row): pre (n, m, d_mlp) -> (n, m, d_mlp).
+
+    Gated MLP (SwiGLU, GeGLU): act(gate(x)) is replaced by the clean row's act(gate(x_clean)), so
+        MLP(x) = down(act(gate(x_clean)) * up(x)) is linear in x.
+    Ungated MLP (GPT-2's GELU): the activation is replaced by its tangent at the clean pre-activation,
+        act(p_c) + act'(p_c) * (p - p_c), so MLP(x) = W_out (that) + b is affine in x; for a ReLU this
+        is the clean on/off mask. act' comes from forward-mode AD (elementwise activations only).
+    Row 0 itself gets exactly its own act(p_c), so the clean row and a zero perturbation are unchanged.
+    """
+    clean = pre[:, :1]
+    if gated:
+        return act(clean).expand_as(pre)
+    value, slope = torch.func.jvp(act, (clean,), (torch.ones_like(clean),))  # elementwise: d act / d p at p_c
+    return value + slope * (pre - clean)
+
+
 class LlamaStack(DecodeStack):
     """Llama-family blocks: RMSNorm, rotary GQA attention, gated MLP (SmolLM2, Mistral, Qwen2)."""
+
+    mlp_gated = True
 
     def _read_shapes(self, cfg) -> None:
         """Sizes every Llama-family config names alike (Gemma3's stack reads them here too)."""
@@ -175,7 +201,7 @@ class LlamaStack(DecodeStack):
             values.append(v.repeat_interleave(rep, dim=1))
         return Prefix(layer=layer, keys=keys, values=values, position=T - 1)
 
-    def block(self, layer, h, prefix):
+    def block(self, layer, h, prefix, freeze_mlp=False):
         w = self.layers[layer]
         cos, sin = self._cos_sin(h, torch.tensor([prefix.position], device=h.device))
         x = self._rms(h, w["norm1"])
@@ -189,7 +215,8 @@ class LlamaStack(DecodeStack):
         h = h + _linear(attn, w["wo"], w["bo"])
         x = self._rms(h, w["norm2"])
         gate = _linear(x, w["gate"])
-        h = h + _linear(self.act(gate) * _linear(x, w["up"]), w["down"])
+        a = _frozen_activation(self.act, gate, True) if freeze_mlp else self.act(gate)
+        h = h + _linear(a * _linear(x, w["up"]), w["down"])
         return h, gate
 
     def final_residual_to_logits(self, h):
@@ -258,7 +285,7 @@ class Gemma3Stack(LlamaStack):
             values.append(v)
         return Prefix(layer=layer, keys=keys, values=values, position=T - 1)
 
-    def block(self, layer, h, prefix):
+    def block(self, layer, h, prefix, freeze_mlp=False):
         w = self.layers[layer]
         cos, sin = self._cos_sin_for(layer, h, torch.tensor([prefix.position], device=h.device))
         x = self._rms(h, w["norm1"])
@@ -270,7 +297,8 @@ class Gemma3Stack(LlamaStack):
         h = h + self._rms(_linear(attn, w["wo"], w["bo"]), w["post_attn"])
         x = self._rms(h, w["norm2"])
         gate = _linear(x, w["gate"])
-        h = h + self._rms(_linear(self.act(gate) * _linear(x, w["up"]), w["down"]), w["post_mlp"])
+        a = _frozen_activation(self.act, gate, True) if freeze_mlp else self.act(gate)
+        h = h + self._rms(_linear(a * _linear(x, w["up"]), w["down"]), w["post_mlp"])
         return h, gate
 
     def _attend_gqa(self, q, k_self, v_self, keys, values):
@@ -286,6 +314,8 @@ class Gemma3Stack(LlamaStack):
 
 class GPT2Stack(DecodeStack):
     """GPT-2 blocks: pre-LayerNorm, fused QKV (Conv1D), GELU MLP."""
+
+    mlp_gated = False
 
     def __init__(self, hf_model):
         cfg = hf_model.config
@@ -341,13 +371,14 @@ class GPT2Stack(DecodeStack):
             values.append(v.transpose(1, 2))
         return Prefix(layer=layer, keys=keys, values=values, position=T - 1)
 
-    def block(self, layer, h, prefix):
+    def block(self, layer, h, prefix, freeze_mlp=False):
         w = self.layers[layer]
         q, k, v = self._qkv(self._ln(h, w["ln1"]), w)
         i = layer - prefix.layer
         h = h + _linear(self._attend(q, k, v, prefix.keys[i], prefix.values[i], self.scale), w["w_o"], w["b_o"])
         pre = _linear(self._ln(h, w["ln2"]), w["w_in"], w["b_in"])
-        h = h + _linear(self.act(pre), w["w_out"], w["b_out"])
+        a = _frozen_activation(self.act, pre, False) if freeze_mlp else self.act(pre)
+        h = h + _linear(a, w["w_out"], w["b_out"])
         return h, pre
 
     def final_residual_to_logits(self, h):
@@ -399,6 +430,7 @@ class HFStack(DecodeStack):
     """
 
     path = "generic"
+    mlp_gated = None  # not known in general: the frozen-MLP mode needs a fast stack
 
     def __init__(self, hf_model):
         cfg = hf_model.config
@@ -472,7 +504,10 @@ class HFStack(DecodeStack):
         return _CallPrefix(layer=layer, keys=keys, values=values, position=T - 1,
                            calls=[calls[l] for l in range(layer, self.n_layers)])
 
-    def block(self, layer, h, prefix):
+    def block(self, layer, h, prefix, freeze_mlp=False):
+        if freeze_mlp:  # whether act's output is gated (frozen) or not (linearised) is not known here
+            raise InputError(f"{self.arch}: the frozen-MLP mode (freeze_mlp=True) needs a fast stack "
+                             f"({', '.join(SUPPORTED)}); this model runs the generic engine path")
         n, m, d = h.shape
         i = layer - prefix.layer
         args, kwargs = prefix.calls[i]

@@ -11,6 +11,12 @@ Public entry points:
     sweep(model, layer, tokens, directions, radii)  # x + r*u
     sweep_points(model, layer, tokens, points)      # arbitrary replacement activations
     sweep_naive(...)                                # one full forward per row (the reference)
+    sweep_naive_frozen(...)                         # the same with the MLPs frozen (hooks on HF's modules)
+
+`freeze_mlp=True` (sweep, sweep_points) freezes every later block's MLP nonlinearity at the
+clean row's values, so each MLP is linear in the perturbation (claim C5's causal test):
+gated MLPs keep the clean act(gate(x)); GPT-2's GELU is replaced by its tangent at the clean
+pre-activation (architectures._frozen_activation). Fast stacks only.
 """
 from __future__ import annotations
 
@@ -65,13 +71,14 @@ ROW_READOUTS = ("kl", "resid_l2", "final_l2", "top1_changed", "mlp_flips", "resp
 
 def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, radii, *,
           track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
-          progress: Callable[[int], None] | None = None) -> SweepResult:
+          progress: Callable[[int], None] | None = None, freeze_mlp: bool = False) -> SweepResult:
     """Perturb each prompt's last-position activation x to x + r*u for every radius r.
 
     tokens      LongTensor (n, T); the last position is perturbed.
     directions  (n, d) or (n, K, d) unit vectors (K directions per prompt).
     radii       (S,) absolute residual-norm units.
     Returns read-outs of shape (n, S) or (n, K, S).
+    freeze_mlp  freeze each later block's MLP nonlinearity at the clean base's values (module docstring).
     """
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)
@@ -96,7 +103,7 @@ def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, rad
         pts = base[:, None, None, :] + radii_on_device[None, None, :, None] * directions[:, :, None, :]
         return pts.flatten(1, 2)
 
-    result = _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress)
+    result = _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, freeze_mlp=freeze_mlp)
     K, S = directions.shape[1], len(radii)
     result = reshape_result(result, (K, S))
     if single:
@@ -106,7 +113,7 @@ def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, rad
 
 def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor | Callable, *,
                  reference: torch.Tensor | None = None, track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
-                 progress: Callable[[int], None] | None = None) -> SweepResult:
+                 progress: Callable[[int], None] | None = None, freeze_mlp: bool = False) -> SweepResult:
     """Replace the last-position activation at the site by each of `points` (n, M, d).
 
     `points` may also be a function of the clean activations (n, d) -> (n, M, d),
@@ -114,6 +121,7 @@ def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor |
     `reference` (n, d) replaces the clean activation as the point every read-out is
     compared with, e.g. a Gaussian base g when the points are g + r*u.
     A callable sees the clean activations on the CPU, wherever the model runs.
+    freeze_mlp freezes the MLPs at the reference's values (the clean ones without a reference).
     """
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)
@@ -130,12 +138,16 @@ def sweep_points(model, layer: int, tokens: torch.Tensor, points: torch.Tensor |
         if reference.shape != (tokens.shape[0], model.d_model):
             raise InputError(f"reference must be (n, d) = ({tokens.shape[0]}, {model.d_model}); got {tuple(reference.shape)}")
         reference = reference.to(model.device)
-    return _run(model, layer, tokens, points, track_mlp, batch_rows, progress, reference)
+    return _run(model, layer, tokens, points, track_mlp, batch_rows, progress, reference, freeze_mlp=freeze_mlp)
 
 
 @torch.no_grad()
-def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, reference=None) -> SweepResult:
+def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, reference=None, *,
+         freeze_mlp: bool = False) -> SweepResult:
     stack = model.stack
+    if freeze_mlp and stack.path != "fast":
+        raise InputError(f"{model.name}: the frozen-MLP mode (freeze_mlp=True) needs a fast stack "
+                         f"({stack.arch} runs the generic engine path)")
     hidden = clean_hidden_states(model, tokens)
     # (n, d): the activation every row is compared with; by default the clean one
     base = hidden[layer][:, -1] if reference is None else reference
@@ -157,7 +169,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
             m1 = min(M, m0 + per_prompt)
             # row 0 of every prompt is the clean activation, through the same code path
             h = torch.cat([base[p0:p1, None], points[p0:p1, m0:m1]], dim=1)
-            chunk = _forward_rows(stack, layer, h, prefix, track_mlp)
+            chunk = _forward_rows(stack, layer, h, prefix, track_mlp, freeze_mlp)
             for k in row_parts:
                 if chunk[k] is not None:
                     row_parts[k].append(chunk[k])
@@ -184,12 +196,16 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
     )
 
 
-def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp: bool) -> dict:
-    """Blocks layer..N-1 for rows h (n, 1 + m, d); row 0 is clean. Read-outs for rows 1..m."""
+def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp: bool,
+                  freeze_mlp: bool = False) -> dict:
+    """Blocks layer..N-1 for rows h (n, 1 + m, d); row 0 is clean. Read-outs for rows 1..m.
+
+    freeze_mlp: every block's MLP nonlinearity frozen at row 0's values (the clean row is in the batch).
+    """
     l2, response, flips = [], [], []
     injected = h[:, 1:] - h[:, :1]  # (n, m, d): what the skip path carries to every later block
     for l in range(layer, stack.n_layers):
-        h, pre = stack.block(l, h, prefix)
+        h, pre = stack.block(l, h, prefix, freeze_mlp=True) if freeze_mlp else stack.block(l, h, prefix)
         change = h[:, 1:] - h[:, :1]
         l2.append(change.norm(dim=-1))
         response.append((change - injected).norm(dim=-1))
@@ -346,6 +362,98 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
             top1[i, j] = (logits.argmax() != clean_logits.argmax()).cpu()
     return SweepResult(layer=layer, site=site_name(layer), kl=kl, resid_l2=resid, final_l2=resid[..., -1],
                        top1_changed=top1, mlp_flips=None, clean_margin=margin, response_l2=response)
+
+
+@torch.no_grad()
+def sweep_naive_frozen(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -> SweepResult:
+    """Reference for `freeze_mlp=True`: one full HF forward per row, the MLPs frozen by forward hooks.
+
+    The clean run of each prompt records, at the last position, the input and output of every
+    later block's MLP activation module; each perturbed run (the replacement written by a pre-hook
+    on decoder layer L) has that module's last-position output replaced: by the clean output for a
+    gated MLP, by the clean output plus act'(p_clean) * (p - p_clean) for GPT-2's GELU (act' by
+    reverse-mode autograd, not the engine's forward mode). Read-outs: kl, top1_changed, clean_margin,
+    resid_l2 (after each block L..N-1, from the decoder layers' outputs).
+    """
+    from .architectures import _activation_module
+
+    tokens = _check_tokens(model, tokens)
+    layer = check_layer(layer, model.n_layers, model.name)
+    gated = getattr(model.stack, "mlp_gated", None)
+    if gated is None:
+        raise InputError(f"{model.name}: the frozen-MLP reference needs a fast stack (gated or GELU MLP known)")
+    blocks = _hf_blocks(model.hf_model)
+    acts = {l: _activation_module(blocks[l]) for l in range(layer, model.n_layers)}
+    points = torch.as_tensor(points).float().to(model.device)
+    n, M, _ = points.shape
+    state = {"clean": None, "replacement": None}
+
+    def write(module, args, kwargs):
+        if state["replacement"] is None:
+            return None
+        if args:
+            x = args[0].clone()
+            x[:, -1] = state["replacement"]
+            return (x, *args[1:]), kwargs
+        x = kwargs["hidden_states"].clone()
+        x[:, -1] = state["replacement"]
+        return args, {**kwargs, "hidden_states": x}
+
+    def freeze(l):
+        def hook(module, args, output):
+            p = args[0][:, -1]
+            if state["clean"] is not None:  # recording the clean run
+                state["clean"][l] = (p.clone(), output[:, -1].clone())
+                return output
+            p_clean, out_clean = state["frozen"][l]
+            out = output.clone()
+            if gated:
+                out[:, -1] = out_clean
+            else:
+                with torch.enable_grad():
+                    at = p_clean.detach().requires_grad_(True)
+                    slope = torch.autograd.grad(module.forward(at).sum(), at)[0]  # forward: not this hook again
+                out[:, -1] = out_clean + slope * (p - p_clean)
+            return out
+        return hook
+
+    resid = {}
+
+    def reader(l):
+        def hook(module, args, output):
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            resid[l] = out[0, -1].clone()
+        return hook
+
+    handles = [blocks[layer].register_forward_pre_hook(write, with_kwargs=True)]
+    handles += [acts[l].register_forward_hook(freeze(l)) for l in acts]
+    handles += [blocks[l].register_forward_hook(reader(l)) for l in acts]
+    kl = torch.zeros(n, M)
+    resid_l2 = torch.zeros(n, M, len(acts))
+    top1 = torch.zeros(n, M, dtype=torch.bool)
+    margin = torch.zeros(n)
+    try:
+        for i in range(n):
+            prompt = tokens[i : i + 1]
+            state.update(clean={}, replacement=None)
+            clean_logits = model.hf_model(prompt, use_cache=False).logits[0, -1]
+            clean_resid = torch.stack([resid[l] for l in acts])
+            state.update(frozen=state["clean"], clean=None)
+            clean_logp = torch.log_softmax(clean_logits.double(), -1)
+            top2 = clean_logits.topk(2).values
+            margin[i] = (top2[0] - top2[1]).cpu()
+            for j in range(M):
+                state["replacement"] = points[i, j]
+                logits = model.hf_model(prompt, use_cache=False).logits[0, -1]
+                logp = torch.log_softmax(logits.double(), -1)
+                kl[i, j] = (clean_logp.exp() * (clean_logp - logp)).sum().clamp_min(0.0).cpu()
+                resid_l2[i, j] = (torch.stack([resid[l] for l in acts]) - clean_resid).norm(dim=-1).cpu()
+                top1[i, j] = (logits.argmax() != clean_logits.argmax()).cpu()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return SweepResult(layer=layer, site=site_name(layer), kl=kl, resid_l2=resid_l2, final_l2=resid_l2[..., -1],
+                       top1_changed=top1, mlp_flips=None, clean_margin=margin)
 
 
 def _check_tokens(model, tokens) -> torch.Tensor:
