@@ -1,47 +1,82 @@
 """C5: the threshold story: plateaus end where MLP units cross their thresholds.
 
-H1  Inside the plateau few MLP gate/pre-activation signs flip along real-other directions,
-    fewer than along covariance-matched random directions at the same radius; and the KL
-    jump lines up with a burst of flips.
-H0  At a fixed radius inside the plateau, the median flip ratio (real-other / cov-random)
-    is at least 1.
-Primary statistic: exact sign test of the median log((1 + flips_real_other) / (1 + flips_cov_random)),
-    paired over base prompts. flips = sign flips summed over blocks L..N-1 (all later
-    blocks' MLP units), mean over each base's K directions; the +1 keeps the log finite
-    where no unit flips at all (a count of 0 is possible at small radii).
-Fixed radius (chosen on KL, never on flips, and the same rule for both arms): the largest grid
-    radius at which the median KL over base prompts of BOTH kinds is still below the
-    threshold, i.e. the largest radius inside both median plateaus. The rule uses each
-    arm's KL symmetrically, so it favours neither arm's flip count; the flips it then
-    compares are not used to choose it.
-Effect: median ratio, order-statistic interval of the median at 1 - 2 alpha / M (M: the family).
-Supported if the CI lies below 0.9 (equivalently the sign test's p_adj <= 0.01) (a SESOI of 10%
-    fewer flips: a smaller gap would not make thresholds an explanation of the plateau).
-Secondary (details, its own estimate; not judged): per base, the Spearman correlation between
-    the per-step increase of KL and the per-step increase of flips along the real-other
-    sweep (median curves over the K directions), tested against 0 (one-sided, greater);
-    and the offset, in grid steps, between the steepest KL step and the steepest flip step.
-    Caveat: both curves rise with r and the grid is geometric, so a positive step correlation
-    is partly expected anyway; it is evidence of alignment only next to the offset.
-Real-other here is `directions.toward("real")`: unit(b - x) for another prompt's real
-    activation b, swept at the same radii as every other kind (the seed's "real-other"
-    direction at equal radius, not the interpolation path x + t (b - x)).
+A causal test (claims.md, C5): make every later block's MLP linear in the perturbation by
+freezing its nonlinearity at the base's own values (SwiGLU/GeGLU: the gate activation
+act(gate(x_base)); GPT-2's GELU: its tangent at the base's pre-activation), and see what is
+left of the plateau. If the plateau exists because perturbations must first push MLP units
+across their thresholds, the frozen model has no thresholds to cross, so its output changes
+at a much smaller radius; and the real-vs-Gaussian base gap (C1) shrinks.
+
+C5 (primary)
+H1  Along covariance-matched random directions on real bases, KL(clean || perturbed) first
+    exceeds the threshold (--kl-threshold, default 0.1 nats) at a much smaller radius when the
+    MLPs are frozen than when they are live: median radius ratio frozen / live below 0.8.
+H0  The median radius ratio (frozen / live) is at least 1.
+Statistic: exact sign test of the median log radius ratio against log 0.8, paired over base
+    prompts (the same directions, bases and radii in both arms; each base's radius the median
+    over its K directions). Curves that never cross (after the schedule is extended to 16 x the
+    median norm) are right-censored and placed against the claim, as in C1.
+Effect: median radius ratio, order-statistic interval at 1 - 2 alpha / M (M: the family).
+SESOI 0.8: "much smaller when frozen" means at least 20 % less radius at the median; a smaller
+    shift would leave most of the plateau standing without the thresholds, which is what the
+    story denies. Supported if the interval lies below 0.8; negligible if it lies wholly above.
+
+C5b (the base gap)
+H1  The real-vs-Gaussian base gap of C1 is smaller with the MLPs frozen (each base frozen at its
+    own values: the Gaussian base at the Gaussian draw's): per base prompt,
+    d = log(r_real_frozen / r_gauss_frozen) - log(r_real_live / r_gauss_live) < log 0.9.
+H0  The median of d is at least 0 (the gap is not smaller when frozen).
+Statistic: exact sign test of the median d against log 0.9, paired over base prompts; a censored
+    radius leaves d unbounded on its side (real-frozen and Gaussian-live censored: d only a lower
+    bound; Gaussian-frozen and real-live: only an upper bound), placed against the claim.
+Effect: median ratio of ratios exp(d), interval as C5. SESOI 0.9: the gap shrinks by at least
+    10 % of itself on the ratio scale (C1's own SESOI is a 10 % gap).
+
+Secondary (details only, never judged):
+- "secondary, old form": the former C5 statistic, MLP sign flips at the largest radius inside
+    both median plateaus, real-other (toward('real')) over cov-random, as a median (1 + flips)
+    ratio with its sign test.
+- flips on real vs Gaussian bases along the same cov-random directions at matched KL: the MLP
+    sign flips (summed over later blocks) at each curve's first grid radius past the threshold.
+- KL-jump vs flip-burst alignment on the live real-base sweep, against a circular-shift null:
+    per base, the Spearman correlation of the per-step KL and flip increments (median curves over
+    the K directions, the schedule's radii) is compared with the same correlation after the flip
+    increments are shifted circularly by 1..S-2 steps (which keeps their values, not their place).
+- C1's radius read-outs at 0.01, 0.1 and 1 nats for frozen vs live (secondary.at_thresholds).
+Note: SwiGLU's SiLU gate is not a hard threshold, so freezing it removes more than thresholds;
+    a GELU/ReLU model (GPT-2) is the cleaner test (claims.md).
 Source: the seed thread ("ReLUs require thresholds to be passed"); MCIS's ReLU-with-bias
-    construction (Hänni et al. 2024).
+    construction (Hänni et al. 2024); Shinkle 2025.
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, inside_plateaus, readouts, stats
+from mcis_claims import ClaimSpec, CurveSet, McisError, claim, directions, inside_plateaus, readouts, secondary, stats
 
 SPEC = ClaimSpec(
     id="C5",
-    title="Threshold story: few MLP sign flips inside the plateau",
-    statement="At a radius inside the plateau, fewer MLP gate/pre-activation signs flip along real-other "
-              "directions than along covariance-matched random ones; the KL jump lines up with a burst of flips.",
+    title="Threshold story: freezing the MLPs shrinks the plateau",
+    statement="With every later MLP's nonlinearity frozen at the base's own values (each MLP linear in the "
+              "perturbation), KL passes the threshold at a much smaller radius than with live MLPs, "
+              "along the same cov-random directions on real bases.",
+    source="seed thread ('ReLUs require thresholds to be passed'); Hänni et al. 2024; Shinkle 2025",
+    null_hypothesis="median radius ratio (frozen / live MLPs) >= 1",
+    statistic="exact sign test of the median log radius-to-threshold ratio frozen / live, paired over base prompts",
+    effect="median_ratio",
+    sesoi=0.8,
+    alpha=0.01,
+    kind="directional",
+    alternative="less",
+)
+
+SPEC_GAP = ClaimSpec(
+    id="C5b",
+    title="Threshold story: freezing the MLPs shrinks the real-vs-Gaussian gap",
+    statement="C1's real-vs-Gaussian base gap (radius ratio real / Gaussian) is smaller with the later MLPs "
+              "frozen at each base's own values than with live MLPs.",
     source="seed thread ('ReLUs require thresholds to be passed'); Hänni et al. 2024",
-    null_hypothesis="median flip ratio (1 + real-other flips) / (1 + cov-random flips) >= 1 at the fixed radius",
-    statistic="exact sign test of the median log (1 + flips) ratio, paired over base prompts, at the largest radius "
-              "inside both median KL plateaus",
+    null_hypothesis="median ratio of ratios (real/Gaussian frozen) / (real/Gaussian live) >= 1",
+    statistic="exact sign test of the median of log(r_real_frozen / r_gauss_frozen) - log(r_real_live / r_gauss_live), "
+              "paired over base prompts",
     effect="median_ratio",
     sesoi=0.9,
     alpha=0.01,
@@ -49,60 +84,143 @@ SPEC = ClaimSpec(
     alternative="less",
 )
 
+KIND = directions.cov_random_mixture()
+
+
+def radii(cell, base, freeze_mlp):
+    """(sweep, per-base radius, censored) for one arm."""
+    s = cell.sweep_kind(KIND, base=base, freeze_mlp=freeze_mlp)
+    return (s, *s.per_base_radius(cell.config.kl_threshold))
+
 
 @claim(SPEC)
 def test_c5_thresholds(cell, judge):
     threshold = cell.config.kl_threshold
-    real_other = cell.sweep_kind(directions.toward("real"))
-    random = cell.sweep_kind(directions.cov_random_mixture())
-    # (n, K, S): flips summed over blocks L..N-1
-    flips = {name: s.result.mlp_flips.sum(-1).double().numpy() for name, s in
-             (("real_other", real_other), ("cov_random", random))}
-
-    # The fixed radius, from KL only: the largest grid radius inside both median plateaus.
-    index, ends, problem = inside_plateaus(real_other, random, threshold=threshold)
-    radius = float(real_other.radii_rel[index])  # the schedule's radii first (a censored sweep has more after)
-    a = 1.0 + flips["real_other"][:, :, index].mean(1)  # (n,)
-    b = 1.0 + flips["cov_random"][:, :, index].mean(1)
+    live, r_live, c_live = radii(cell, "real", False)
+    frozen, r_frozen, c_frozen = radii(cell, "real", True)
     seed = cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer)
-    estimate = stats.paired_log_ratio(a, b, alternative=SPEC.alternative, confidence_level=SPEC.ci_level,
-                                      sesoi=SPEC.sesoi, documents=cell.documents, n_resamples=cell.config.n_resamples,
-                                      random_state=seed)
-
-    # Secondary: do KL and flips jump together along the real-other sweep? (n, S) median curves per base.
-    kl_curve = real_other.per_base_curve()
-    flip_curve = np.median(flips["real_other"], axis=1)
-    rho = readouts.step_spearman(kl_curve, flip_curve)  # (n,), NaN where a curve has constant steps
-    alignment = stats.paired_difference(rho, np.zeros_like(rho), alternative="greater",
-                                        confidence_level=SPEC.ci_level, n_resamples=cell.config.n_resamples,
-                                        random_state=seed)
-    offset = readouts.max_slope_step(kl_curve) - readouts.max_slope_step(flip_curve)  # (n,) grid steps
-    n_units = cell.model.hf_model.config.intermediate_size * (cell.model.n_layers - cell.layer)
-
+    estimate = stats.paired_log_ratio(
+        r_frozen, r_live, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
+        censored_a=c_frozen, censored_b=c_live, documents=cell.documents, n_resamples=cell.config.n_resamples,
+        random_state=seed)
+    gaussian = cell.sweep_kind(KIND, base="gaussian")
     judge(
         estimate,
-        curves=[CurveSet("real_other", real_other.radii_rel, flip_curve, label="real-other = toward('real')"),
-                CurveSet("cov_random_mixture", random.radii_rel, np.median(flips["cov_random"], axis=1))],
-        curve_ylabel="MLP sign flips, summed over later blocks",
+        curves=[CurveSet("live MLPs", live.radii_rel, live.per_base_curve()),
+                CurveSet("frozen MLPs", frozen.radii_rel, frozen.per_base_curve())],
         details={
-            "real_other_directions": "toward('real') = unit(b - x), b another prompt's real activation, "
-                                     "swept at the same radii as cov_random_mixture()",
-            "random_directions": repr(directions.cov_random_mixture()),
-            "kl_threshold_for_radius_choice_nats": threshold,
-            "fixed_radius_rule": "largest grid radius where the median KL over bases of both kinds is below "
-                                 "the threshold (chosen on KL, not flips)",
-            "fixed_radius": radius,
-            "plateau_end_radius": {"real_other": float(real_other.radii_rel[max(ends[0], 0)]),
-                                   "cov_random": float(random.radii_rel[max(ends[1], 0)])},
-            "median_flips_at_radius": {"real_other": float(np.median(a - 1)), "cov_random": float(np.median(b - 1))},
-            "mlp_units_in_later_blocks": int(n_units),
-            "median_flipped_fraction_at_radius": {"real_other": float(np.median(a - 1)) / n_units,
-                                                  "cov_random": float(np.median(b - 1)) / n_units},
-            "step_spearman_kl_vs_flips_real_other": alignment.to_dict(),
-            "step_spearman_median": float(np.nanmedian(rho)),
-            "steepest_step_offset_kl_minus_flips": {
-                "median": float(np.median(offset)), "fraction_within_1_step": float(np.mean(np.abs(offset) <= 1))},
+            "directions": repr(KIND),
+            "kl_threshold_nats": threshold,
+            "frozen_mlp": "each later block's MLP nonlinearity frozen at the base's own values: gated MLPs keep "
+                          "act(gate(x_base)); GPT-2's GELU is replaced by its tangent at the base's pre-activation",
+            "median_radius_frozen": float(np.median(r_frozen)),
+            "median_radius_live": float(np.median(r_live)),
+            "censored_fraction_frozen": float(c_frozen.mean()),
+            "censored_fraction_live": float(c_live.mean()),
+            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+            "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"frozen": frozen, "live": live},
+                                                        documents=cell.documents),
+            "secondary, old form: flip ratio real-other / cov-random inside the plateau": old_flip_ratio(cell, seed),
+            "secondary: flips at matched KL, real vs Gaussian bases": flips_at_matched_kl(live, gaussian, threshold,
+                                                                                         cell, seed),
+            "secondary: KL-jump vs flip-burst alignment (circular-shift null)": alignment(live, cell, seed),
+        },
+    )
+
+
+@claim(SPEC_GAP)
+def test_c5b_gap_frozen_vs_live(cell, judge):
+    arms = {(base, frozen): radii(cell, base, frozen) for base in ("real", "gaussian") for frozen in (False, True)}
+    (_, r_rl, c_rl), (_, r_rf, c_rf) = arms["real", False], arms["real", True]
+    (_, r_gl, c_gl), (_, r_gf, c_gf) = arms["gaussian", False], arms["gaussian", True]
+    # d = log(A) - log(B), A = r_rf / r_gf, B = r_rl / r_gl. paired_log_ratio's censored_a leaves d's upper
+    # end open, censored_b its lower end: a censored radius (a lower bound) in a numerator of d (r_rf, r_gl)
+    # opens the upper end, one in a denominator (r_gf, r_rl) the lower end.
+    estimate = stats.paired_log_ratio(
+        r_rf / r_gf, r_rl / r_gl, alternative=SPEC_GAP.alternative, confidence_level=SPEC_GAP.ci_level,
+        sesoi=SPEC_GAP.sesoi, censored_a=c_rf | c_gl, censored_b=c_gf | c_rl, documents=cell.documents,
+        n_resamples=cell.config.n_resamples, random_state=cell.config.cell_seed(SPEC_GAP.id, cell.model_name,
+                                                                                cell.layer))
+    names = {("real", False): "real_live", ("real", True): "real_frozen", ("gaussian", False): "gaussian_live",
+             ("gaussian", True): "gaussian_frozen"}
+    judge(
+        estimate,
+        curves=[CurveSet(names[key], s.radii_rel, s.per_base_curve()) for key, (s, _, _) in arms.items()],
+        details={
+            "directions": repr(KIND),
+            "kl_threshold_nats": cell.config.kl_threshold,
+            "median_radius": {names[key]: float(np.median(r)) for key, (_, r, _) in arms.items()},
+            "censored_fraction": {names[key]: float(c.mean()) for key, (_, _, c) in arms.items()},
+            "median_gap_real_over_gaussian": {"live": float(np.median(r_rl / r_gl)),
+                                              "frozen": float(np.median(r_rf / r_gf))},
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        problem=problem,
     )
+
+
+def old_flip_ratio(cell, seed) -> dict:
+    """The former C5 statistic: median (1 + flips) ratio real-other / cov-random at the largest radius
+    inside both median KL plateaus (chosen on KL, not flips); flips summed over the later blocks."""
+    real_other = cell.sweep_kind(directions.toward("real"))
+    random = cell.sweep_kind(KIND)
+    index, ends, problem = inside_plateaus(real_other, random, threshold=cell.config.kl_threshold)
+    a = 1.0 + real_other.result.mlp_flips.sum(-1).double().numpy()[:, :, index].mean(1)  # (n,)
+    b = 1.0 + random.result.mlp_flips.sum(-1).double().numpy()[:, :, index].mean(1)
+    estimate = stats.paired_log_ratio(a, b, alternative="less", sesoi=0.9, documents=cell.documents,
+                                      n_resamples=cell.config.n_resamples, random_state=seed)
+    return {"estimate": estimate.to_dict(), "fixed_radius": float(real_other.radii_rel[index]),
+            "median_flips_at_radius": {"real_other": float(np.median(a - 1)), "cov_random": float(np.median(b - 1))},
+            "problem": problem}
+
+
+def flips_at_first_crossing(sweep, threshold) -> np.ndarray:
+    """(n,) per base, the median over its K directions of the MLP sign flips (summed over later blocks)
+    at each curve's first grid radius with KL >= threshold; NaN where no direction's curve crosses."""
+    kl = sweep.kl.numpy()  # (n, K, S)
+    flips = sweep.result.mlp_flips.sum(-1).double().numpy()  # (n, K, S)
+    crossed = kl >= threshold
+    first = crossed.argmax(-1)  # (n, K)
+    at = np.take_along_axis(flips, first[..., None], -1)[..., 0]
+    at = np.where(crossed.any(-1), at, np.nan)
+    with np.errstate(all="ignore"):
+        return np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan for row in at])
+
+
+def flips_at_matched_kl(real, gaussian, threshold, cell, seed) -> dict:
+    a, b = flips_at_first_crossing(real, threshold), flips_at_first_crossing(gaussian, threshold)
+    out = {"median_flips": {"real": float(np.nanmedian(a)) if np.isfinite(a).any() else None,
+                            "gaussian": float(np.nanmedian(b)) if np.isfinite(b).any() else None}}
+    try:
+        out["ratio_real_over_gaussian"] = stats.paired_log_ratio(
+            1 + a, 1 + b, alternative="two-sided", documents=cell.documents, n_resamples=cell.config.n_resamples,
+            random_state=seed).to_dict()
+    except McisError as exc:
+        out["ratio_real_over_gaussian"] = f"not estimated: {exc}"
+    return out
+
+
+def alignment(sweep, cell, seed) -> dict:
+    """Step Spearman of KL vs flips per base against circular shifts of the flip increments."""
+    S = len(cell.radii_rel)  # the schedule's radii, not the extension
+    kl = sweep.per_base_curve()[:, :S]  # (n, S)
+    flips = np.median(sweep.result.mlp_flips.sum(-1).double().numpy()[:, :, :S], axis=1)  # (n, S)
+    observed = readouts.step_spearman(kl, flips)  # (n,)
+    steps = np.diff(flips, axis=-1)
+    shifted = np.stack([readouts.step_spearman(kl, np.concatenate(
+        [np.zeros((len(flips), 1)), np.cumsum(np.roll(steps, s, axis=-1), axis=-1)], axis=-1))
+        for s in range(1, S - 1)], axis=-1)  # (n, S - 2)
+    with np.errstate(all="ignore"):
+        null_mean = np.nanmean(shifted, axis=-1)
+        p_base = (1 + np.sum(shifted >= observed[:, None], axis=-1)) / (1 + np.sum(np.isfinite(shifted), axis=-1))
+    keep = np.isfinite(observed) & np.isfinite(null_mean)
+    out = {"median_observed_step_spearman": float(np.median(observed[keep])) if keep.any() else None,
+           "median_shifted_step_spearman": float(np.median(null_mean[keep])) if keep.any() else None,
+           "median_per_base_shift_p": float(np.median(p_base[keep])) if keep.any() else None,
+           "n_shifts": S - 2, "n_bases_with_steps": int(keep.sum())}
+    try:
+        out["observed_minus_shift_mean"] = stats.paired_difference(
+            observed[keep], null_mean[keep], alternative="greater", documents=cell.documents[keep],
+            n_resamples=cell.config.n_resamples, random_state=seed).to_dict()
+    except McisError as exc:
+        out["observed_minus_shift_mean"] = f"not estimated: {exc}"
+    return out

@@ -233,40 +233,44 @@ class ClaimCell:
                                 self.generator("directions", repr(kind)), bases=self.base_activations()).float(),
         )
 
-    def sweep_kind(self, kind: dirs.DirectionKind, *, base: str = "real") -> KindSweep:
+    def sweep_kind(self, kind: dirs.DirectionKind, *, base: str = "real", freeze_mlp: bool = False) -> KindSweep:
         """KL curves for real (or Gaussian) bases perturbed along `kind` over the radius schedule."""
+        # freeze_mlp: every later MLP nonlinearity frozen at the base's own values (engine; claim C5)
         if base not in ("real", "gaussian"):
             raise ValueError(f"base must be 'real' or 'gaussian'; got {base!r}")
-        key = ("sweep", self.model_name, self.layer, repr(kind), base)
-        return self.workspace.cached(key, lambda: self._sweep_kind(kind, base))
+        key = ("sweep", self.model_name, self.layer, repr(kind), base) + (("freeze_mlp",) if freeze_mlp else ())
+        return self.workspace.cached(key, lambda: self._sweep_kind(kind, base, freeze_mlp))
 
-    def _sweep_kind(self, kind, base) -> KindSweep:
+    def _sweep_kind(self, kind, base, freeze_mlp=False) -> KindSweep:
         """The schedule's sweep; where a curve has not reached --kl-threshold by its end, the
         whole kind is swept on at `extension_radii` (so censoring is what is left at MAX_RADIUS)."""
         started = time.perf_counter()
         u = self.directions(kind)
         radii_rel = self.radii_rel
-        result = self._sweep_radii(kind, base, u, radii_rel)
+        result = self._sweep_radii(kind, base, u, radii_rel, freeze_mlp=freeze_mlp)
         if bool((result.kl.amax(dim=-1) < self.config.kl_threshold).any()):
             more = extension_radii(float(radii_rel[-1]))
             if more.size:
-                result = _concat_radii(result, self._sweep_radii(kind, base, u, more, extension=True))
+                result = _concat_radii(result, self._sweep_radii(kind, base, u, more, extension=True,
+                                                                   freeze_mlp=freeze_mlp))
                 radii_rel = np.concatenate([radii_rel, more])
-        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base"), kl=result.kl,
+        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base")
+                         + ("+frozen_mlp" if freeze_mlp else ""), kl=result.kl,
                          radii_rel=radii_rel, result=result, seconds=time.perf_counter() - started)
 
-    def _sweep_radii(self, kind, base, u, radii_rel, extension: bool = False) -> SweepResult:
+    def _sweep_radii(self, kind, base, u, radii_rel, extension: bool = False, freeze_mlp: bool = False) -> SweepResult:
         radii = torch.tensor(radii_rel * self.stats.median_norm, dtype=torch.float32)
-        label = f"{self.model_name} {self.site} {kind!r} ({base} bases{', extended radii' if extension else ''})"
+        label = (f"{self.model_name} {self.site} {kind!r} ({base} bases{', extended radii' if extension else ''}"
+                 f"{', MLPs frozen' if freeze_mlp else ''})")
         n, K, S = u.shape[0], u.shape[1], len(radii)
         with self._progress(label, n * K * S) as advance:
             if base == "real":
                 return sweep(self.model, self.layer, self.prompts.tokens, u, radii, track_mlp=True,
-                             progress=advance)
+                             progress=advance, freeze_mlp=freeze_mlp)
             g = self.gaussian_bases()
             points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
             result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
-                                  track_mlp=True, progress=advance)
+                                  track_mlp=True, progress=advance, freeze_mlp=freeze_mlp)
             return reshape_result(result, (K, S))
 
     @property
