@@ -12,6 +12,11 @@ Statistic: exact sign test of the median log radius ratio against log 1.1, paire
 Effect: median radius ratio, order-statistic interval at 1 - 2 alpha / M (M: the family).
 Supported if the interval lies above 1.1 (equivalently sign-test p_adj <= 0.01); negligible if
     it lies below 1.1; reversed if below 1.
+Secondary arms (details, descriptive; not judged): another prompt's real activation placed as the
+    base in this prompt's context ("on-distribution but not this context"), against both arms;
+    radii relative to each base's own norm (r / ||base||) instead of the site's median norm; the
+    entropy of the clean output at each arm's base. They separate "real" from "this context's" and
+    from "a smaller or larger norm", the two readings a real-vs-Gaussian gap leaves open.
 Source: the seed thread ("activation plateaus"); Heimersheim & Mendel 2024; Giglemiani et al. 2024.
 """
 import numpy as np
@@ -40,8 +45,10 @@ def test_c1_plateaus(cell, judge):
     threshold = cell.config.kl_threshold
     real = cell.sweep_kind(kind, base="real")
     gaussian = cell.sweep_kind(kind, base="gaussian")
+    other = cell.sweep_kind(kind, base="other_real")
     r_real, censored_real = real.per_base_radius(threshold)
     r_gauss, censored_gauss = gaussian.per_base_radius(threshold)
+    r_other, censored_other = other.per_base_radius(threshold)
 
     estimate = stats.paired_log_ratio(
         r_real, r_gauss, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
@@ -49,10 +56,15 @@ def test_c1_plateaus(cell, judge):
         n_resamples=cell.config.n_resamples,
         random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer),
     )
+    arms = {"real": (r_real, censored_real, cell.base_activations()),
+            "gaussian": (r_gauss, censored_gauss, cell.gaussian_bases()),
+            "other_real": (r_other, censored_other, cell.other_real_bases())}
+    secondary_arms = _secondary_arms(cell, arms, {"real": real, "gaussian": gaussian, "other_real": other})
     judge(
         estimate,
         curves=[CurveSet("real base", real.radii_rel, real.per_base_curve()),
-                CurveSet("gaussian base", gaussian.radii_rel, gaussian.per_base_curve())],
+                CurveSet("gaussian base", gaussian.radii_rel, gaussian.per_base_curve()),
+                CurveSet("another prompt's real activation", other.radii_rel, other.per_base_curve())],
         details={
             "directions": repr(kind),
             "kl_threshold_nats": threshold,
@@ -63,5 +75,36 @@ def test_c1_plateaus(cell, judge):
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
             "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"real": real, "gaussian": gaussian},
                                                         documents=cell.documents),
+            "secondary_arms": secondary_arms,
         },
     )
+
+
+def _secondary_arms(cell, arms, sweeps):
+    """The other-context arm, radii relative to each base's own norm, and each arm's clean-output entropy."""
+    median_norm = cell.stats.median_norm
+    relative = {name: (r * median_norm / base.norm(dim=-1).double().numpy(), c) for name, (r, c, base) in arms.items()}
+
+    def ratio(a, b, table):
+        (ra, ca), (rb, cb) = table[a][:2], table[b][:2]
+        est = stats.paired_log_ratio(ra, rb, alternative="two-sided", confidence_level=SPEC.ci_level,
+                                     censored_a=ca, censored_b=cb, documents=cell.documents,
+                                     n_resamples=cell.config.n_resamples,
+                                     random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer, a, b))
+        return {"median_ratio": est.value, "ci": list(est.confidence_interval), "ci_level": SPEC.ci_level}
+
+    return {
+        "note": "descriptive, not judged",
+        "other_real": {"what": "another prompt's real activation (fit pool) as the base, in this prompt's context",
+                       "median_radius": float(np.median(arms["other_real"][0])),
+                       "censored_fraction": float(arms["other_real"][1].mean()),
+                       "real_vs_other_real": ratio("real", "other_real", arms),
+                       "other_real_vs_gaussian": ratio("other_real", "gaussian", arms)},
+        "radius_relative_to_own_norm": {
+            "what": "radius to the threshold / ||base||, per base",
+            "median": {name: float(np.median(r)) for name, (r, _) in relative.items()},
+            "real_vs_gaussian": ratio("real", "gaussian", relative),
+            "median_base_norm_over_site_median": {name: float(base.norm(dim=-1).median()) / median_norm
+                                                  for name, (_, _, base) in arms.items()}},
+        "clean_entropy_nats": {name: float(s.result.clean_entropy.median()) for name, s in sweeps.items()},
+    }

@@ -81,6 +81,10 @@ class DecodeStack:
         """Final norm and unembedding: (n, m, d) -> (n, m, vocab)."""
         raise NotImplementedError
 
+    def final_normed(self, h: torch.Tensor) -> torch.Tensor:
+        """The final norm alone: (n, m, d) -> (n, m, d), the residual the unembedding reads."""
+        raise NotImplementedError
+
     def flops_per_row(self, layer: int) -> float:
         """Matmul FLOPs of one perturbed row from block `layer` through the logits."""
         per_block = 2 * (self._attn_params() + self._mlp_params())
@@ -221,6 +225,9 @@ class LlamaStack(DecodeStack):
 
     def final_residual_to_logits(self, h):
         return _linear(self._rms(h, self.final_norm), self.unembed, self.unembed_bias)
+
+    def final_normed(self, h):
+        return self._rms(h, self.final_norm)
 
 
 class Gemma3Stack(LlamaStack):
@@ -384,6 +391,9 @@ class GPT2Stack(DecodeStack):
     def final_residual_to_logits(self, h):
         return _linear(self._ln(h, self.ln_f), self.unembed)
 
+    def final_normed(self, h):
+        return self._ln(h, self.ln_f)
+
 
 def _bias(linear):
     bias = getattr(linear, "bias", None)
@@ -525,6 +535,9 @@ class HFStack(DecodeStack):
                 handle.remove()
         out = out[0] if isinstance(out, (tuple, list)) else out
         return out.reshape(n, m, d), (pre[0].reshape(n, m, -1) if pre else None)
+
+    def final_normed(self, h):
+        return self.final_norm(h)  # before OPT's project_out: the norm's output is the residual's read-out
 
     def final_residual_to_logits(self, h):
         x = self.final_norm(h)

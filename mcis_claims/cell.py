@@ -225,6 +225,15 @@ class ClaimCell:
             lambda: self.stats.sample_gaussian((len(self.prompts),), self.generator("gaussian_bases")).float(),
         )
 
+    def other_real_bases(self) -> torch.Tensor:
+        """(n, d) the real activation of another prompt (from the fit pool), one per base prompt: placed in
+        this prompt's context it is on-distribution but not this context's (C1's secondary arm)."""
+        def draw():
+            pick = torch.randint(self.stats.n_fit, (len(self.prompts),), generator=self.generator("other_real_bases"))
+            return self.stats.activations[pick].float()
+
+        return self.workspace.cached(("other_real_bases", self.model_name, self.layer), draw)
+
     def directions(self, kind: dirs.DirectionKind) -> torch.Tensor:
         """(n, K, d) unit directions of `kind`, the same for every claim that asks."""
         return self.workspace.cached(
@@ -234,10 +243,11 @@ class ClaimCell:
         )
 
     def sweep_kind(self, kind: dirs.DirectionKind, *, base: str = "real", freeze_mlp: bool = False) -> KindSweep:
-        """KL curves for real (or Gaussian) bases perturbed along `kind` over the radius schedule."""
+        """KL curves for real bases (or Gaussian ones, or another prompt's real activation: `other_real`)
+        perturbed along `kind` over the radius schedule."""
         # freeze_mlp: every later MLP nonlinearity frozen at the base's own values (engine; claim C5)
-        if base not in ("real", "gaussian"):
-            raise ValueError(f"base must be 'real' or 'gaussian'; got {base!r}")
+        if base not in ("real", "gaussian", "other_real"):
+            raise ValueError(f"base must be 'real', 'gaussian' or 'other_real'; got {base!r}")
         key = ("sweep", self.model_name, self.layer, repr(kind), base) + (("freeze_mlp",) if freeze_mlp else ())
         return self.workspace.cached(key, lambda: self._sweep_kind(kind, base, freeze_mlp))
 
@@ -254,7 +264,7 @@ class ClaimCell:
                 result = _concat_radii(result, self._sweep_radii(kind, base, u, more, extension=True,
                                                                    freeze_mlp=freeze_mlp))
                 radii_rel = np.concatenate([radii_rel, more])
-        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else "@gaussian_base")
+        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else f"@{base}_base")
                          + ("+frozen_mlp" if freeze_mlp else ""), kl=result.kl,
                          radii_rel=radii_rel, result=result, seconds=time.perf_counter() - started)
 
@@ -267,7 +277,7 @@ class ClaimCell:
             if base == "real":
                 return sweep(self.model, self.layer, self.prompts.tokens, u, radii, track_mlp=True,
                              progress=advance, freeze_mlp=freeze_mlp)
-            g = self.gaussian_bases()
+            g = self.gaussian_bases() if base == "gaussian" else self.other_real_bases()
             points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
             result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
                                   track_mlp=True, progress=advance, freeze_mlp=freeze_mlp)

@@ -59,6 +59,9 @@ class SweepResult:
     radii: torch.Tensor | None = None
     response_l2: torch.Tensor | None = None
     clean_final_norm: torch.Tensor | None = None  # (n,) ||h|| of the clean row after the last block (pre-norm)
+    clean_entropy: torch.Tensor | None = None  # (n,) entropy of the clean row's next-token distribution, nats
+    normed_final_l2: torch.Tensor | None = None  # L2 change of the final residual AFTER the final norm
+    # (Janiak et al.'s read-out, C12: the norm removes the skip term's growth that dominates final_l2)
 
     @property
     def n(self) -> int:
@@ -66,7 +69,7 @@ class SweepResult:
 
 
 # The read-outs with one value per perturbed row (n, *grid, ...); the rest are per prompt or per run.
-ROW_READOUTS = ("kl", "resid_l2", "final_l2", "top1_changed", "mlp_flips", "response_l2")
+ROW_READOUTS = ("kl", "resid_l2", "final_l2", "top1_changed", "mlp_flips", "response_l2", "normed_final_l2")
 
 
 def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, radii, *,
@@ -159,8 +162,8 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
     n, M, _ = points.shape
     per_prompt = max(1, min(M, batch_rows - 1))
     prompts_per_chunk = max(1, batch_rows // (per_prompt + 1))
-    outs = {k: [] for k in ("kl", "resid_l2", "response_l2", "top1", "flips")}
-    margins, final_norms = [], []
+    outs = {k: [] for k in ("kl", "resid_l2", "response_l2", "top1", "flips", "normed_l2")}
+    margins, final_norms, entropies = [], [], []
     for p0 in range(0, n, prompts_per_chunk):
         p1 = min(n, p0 + prompts_per_chunk)
         prefix = stack.build_prefix(tuple(h[p0:p1] for h in hidden), layer, tokens=tokens[p0:p1])
@@ -176,6 +179,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
             if m0 == 0:
                 margins.append(chunk["margin"])
                 final_norms.append(chunk["final_norm"])
+                entropies.append(chunk["entropy"])
             if progress is not None:
                 progress((p1 - p0) * (m1 - m0))
         for k in outs:
@@ -193,6 +197,8 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
         clean_margin=torch.cat(margins).cpu(),
         response_l2=torch.cat(outs["response_l2"]).cpu(),
         clean_final_norm=torch.cat(final_norms).cpu(),
+        clean_entropy=torch.cat(entropies).cpu(),
+        normed_final_l2=torch.cat(outs["normed_l2"]).cpu(),
     )
 
 
@@ -214,6 +220,7 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
                              f"MLP sign flips cannot be counted on this model")
         if track_mlp:
             flips.append(((pre[:, 1:] > 0) != (pre[:, :1] > 0)).sum(-1, dtype=torch.int32))
+    normed = stack.final_normed(h)
     logits = stack.final_residual_to_logits(h)
     # float64 softmax: in fp32 the two log-sum-exps round differently and leave ~1e-7
     # nats of first-order noise; in fp64 only the logits' own rounding remains (~1e-12).
@@ -229,6 +236,8 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
         "flips": torch.stack(flips, dim=-1) if track_mlp else None,
         "margin": top2[:, 0] - top2[:, 1],
         "final_norm": h[:, 0].norm(dim=-1),
+        "entropy": -(clean.exp() * clean).sum(-1)[:, 0].float(),
+        "normed_l2": (normed[:, 1:] - normed[:, :1]).norm(dim=-1),
     }
 
 
@@ -345,13 +354,16 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
     resid = torch.zeros(n, M, len(later))
     response = torch.zeros(n, M, len(later))
     top1 = torch.zeros(n, M, dtype=torch.bool)
-    margin = torch.zeros(n)
+    normed_l2 = torch.zeros(n, M)
+    margin, entropy = torch.zeros(n), torch.zeros(n)
+    final_normed = model.stack.final_normed  # the norm's own few lines; the residual it reads is the bridge's
     for i in range(n):
         prompt = tokens[i : i + 1]
         clean_logits, clean_resid = run(prompt, None)
         clean_logp = torch.log_softmax(clean_logits.double(), -1)
         top2 = clean_logits.topk(2).values
         margin[i] = (top2[0] - top2[1]).cpu()
+        entropy[i] = -(clean_logp.exp() * clean_logp).sum().float().cpu()
         for j in range(M):
             logits, res = run(prompt, points[i, j])
             logp = torch.log_softmax(logits.double(), -1)
@@ -359,9 +371,11 @@ def sweep_naive(model, layer: int, tokens: torch.Tensor, points: torch.Tensor) -
             resid[i, j] = (res - clean_resid).norm(dim=-1).cpu()
             injected = points[i, j] - clean_site["x"]
             response[i, j] = (res - clean_resid - injected).norm(dim=-1).cpu()
+            normed_l2[i, j] = (final_normed(res[-1]) - final_normed(clean_resid[-1])).norm().cpu()
             top1[i, j] = (logits.argmax() != clean_logits.argmax()).cpu()
     return SweepResult(layer=layer, site=site_name(layer), kl=kl, resid_l2=resid, final_l2=resid[..., -1],
-                       top1_changed=top1, mlp_flips=None, clean_margin=margin, response_l2=response)
+                       top1_changed=top1, mlp_flips=None, clean_margin=margin, response_l2=response,
+                       clean_entropy=entropy, normed_final_l2=normed_l2)
 
 
 @torch.no_grad()

@@ -36,6 +36,8 @@ def test_cached_sweep_equals_naive_full_recompute(tiny_model, layer):
     assert ((fast.kl - naive.kl).abs() <= kl_tolerance(naive.kl)).all(), (fast.kl - naive.kl).abs().max()
     assert torch.allclose(fast.resid_l2, naive.resid_l2, atol=1e-4, rtol=1e-4)
     assert torch.allclose(fast.response_l2, naive.response_l2, atol=1e-4, rtol=1e-4)  # the blocks' response
+    assert torch.allclose(fast.normed_final_l2, naive.normed_final_l2, atol=1e-4, rtol=1e-4)  # after the final norm
+    assert torch.allclose(fast.clean_entropy, naive.clean_entropy, atol=1e-4)
     assert torch.equal(fast.final_l2, fast.resid_l2[..., -1])
     assert torch.equal(fast.top1_changed, naive.top1_changed)
     assert torch.allclose(fast.clean_margin, naive.clean_margin, atol=1e-4)
