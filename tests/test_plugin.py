@@ -38,7 +38,9 @@ def test_claims_run_writes_every_record_field(claims_dir, tiny_model_dir, tmp_pa
                                  f"*report: {report}*"])
     data = json.loads((report / "results.json").read_text())
     records = {r["claim"]: r for r in data["records"]}
-    assert set(records) == {"C1", "C2"}
+    assert set(records) == {"C1", "C2", "C2b"}
+    assert set(records["C1"]["details"]["secondary_arms"]) >= {"other_real", "radius_relative_to_own_norm",
+                                                                "clean_entropy_nats"}
     for record in records.values():
         for field in ("claim", "model", "layer", "n", "statistic", "effect", "p_value", "p_adjusted", "verdict"):
             assert field in record, field
@@ -63,10 +65,11 @@ def test_same_seed_gives_the_same_results_hash(claims_dir, tiny_model_dir, tmp_p
         claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), *SMALL, "--report-dir", str(tmp_path / run),
                              *PLUGIN, "-k", "c1 or c3")
         data = json.loads((tmp_path / run / "results.json").read_text())
-        assert {r["claim"] for r in data["records"]} == {"C1", "C3"}
+        assert {r["claim"] for r in data["records"]} == {"C1", "C3", "C3b"}
         hashes.append(data["results_hash"])
     assert hashes[0] == hashes[1]
-    assert set(data["records"][-1]["costs_s"]) == {"cell", "optimisation"}
+    c3 = next(r for r in data["records"] if r["claim"] == "C3")
+    assert set(c3["costs_s"]) == {"cell", "optimisation"}
 
 
 @pytest.mark.parametrize(
