@@ -15,10 +15,17 @@ accepts u' when its KL rose (and grows its angle by 1.25), otherwise keeps u and
 halves its angle. So every row's KL is non-decreasing along the trajectory, and the
 directions stay unit (each point lies on the sphere; it is renormalised against drift).
 
+Convergence (optional, `tol`): a row has converged once its KL's relative change over the
+last `window` steps, (KL_t - KL_{t-window}) / KL_t, is below `tol`; from then on it is
+frozen (its direction and KL stay as they were), and the ascent stops when every row has
+converged or after `steps` steps (the maximum). Without `tol` every row runs `steps` steps.
+The result reports each row's steps, whether it converged, and its last relative change.
+
     opt = optimize_directions(model, 1, tokens, radius, restarts=4, steps=25, lr=0.3, generator=g)
     opt.directions   # (n, R, d) unit
     opt.kl           # (n, R) KL at `radius` along each optimum, nats
-    opt.trajectory   # (steps + 1, n, R) accepted KL after each step; [0] is the random start
+    opt.trajectory   # (steps run + 1, n, R) accepted KL after each step; [0] is the random start
+    opt.steps_taken  # (n, R) steps each row ran before it converged (or the maximum)
 """
 from __future__ import annotations
 
@@ -42,11 +49,17 @@ class OptimizedDirections:
     directions: torch.Tensor  # (n, R, d) unit, float32
     kl: torch.Tensor  # (n, R) final KL(clean || perturbed) at `radius`, nats
     initial_kl: torch.Tensor  # (n, R) KL at the random starts
-    trajectory: torch.Tensor  # (steps + 1, n, R) accepted KL per step
+    trajectory: torch.Tensor  # (steps run + 1, n, R) accepted KL per step
     radius: float
-    steps: int
+    steps: int  # the maximum number of steps
     lr: float
     seconds: float
+    init: torch.Tensor | None = None  # (n, R, d) the unit random starts
+    steps_taken: torch.Tensor | None = None  # (n, R) steps each row ran (to convergence, or `steps`)
+    converged: torch.Tensor | None = None  # (n, R) bool: the row met the criterion (always False without tol)
+    last_relative_change: torch.Tensor | None = None  # (n, R) (KL_T - KL_{T-window}) / KL_T at the row's end
+    tol: float | None = None
+    window: int = 0
 
     @property
     def restarts(self) -> int:
@@ -99,7 +112,8 @@ class SensitivityObjective:
 
 def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, *, restarts: int = 4,
                         steps: int = 25, lr: float = 0.3, generator: torch.Generator | None = None,
-                        init: torch.Tensor | None = None) -> OptimizedDirections:
+                        init: torch.Tensor | None = None, tol: float | None = None,
+                        window: int = 5) -> OptimizedDirections:
     """Maximise KL(clean || perturbed) at `radius` over unit directions, from `restarts` random starts.
 
     tokens     LongTensor (n, T); the last position is perturbed at blocks.{layer}.hook_resid_pre.
@@ -109,11 +123,18 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
                for n * R single-position rows.
     lr         initial step angle in radians (adapted per row).
     generator  seeds the random starts: the same generator state gives the same result.
+    tol        convergence: a row stops once (KL_t - KL_{t-window}) / KL_t < tol (None: run all `steps`).
+    window     steps the relative change is measured over (rejected steps count: a row whose
+               proposals fail `window` times in a row has shrunk its angle 2^window-fold).
     """
     if not (isinstance(steps, int) and steps >= 0):
         raise InputError(f"steps={steps!r}: must be a non-negative integer, e.g. 25")
     if not (isinstance(lr, (int, float)) and 0 < lr <= MAX_ANGLE):
         raise InputError(f"lr={lr!r}: the initial step angle must lie in (0, {MAX_ANGLE}] radians, e.g. 0.3")
+    if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
+        raise InputError(f"tol={tol!r}: the relative-change tolerance must be a positive number, e.g. 0.01")
+    if not (isinstance(window, int) and window >= 1):
+        raise InputError(f"window={window!r}: must be a positive integer number of steps, e.g. 5")
     started = time.perf_counter()
     objective = SensitivityObjective(model, layer, tokens, radius)
     n, d = objective.base.shape
@@ -124,26 +145,51 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
     elif init.dim() != 3 or init.shape[0] != n or init.shape[-1] != d:
         raise InputError(f"init must be (n, R, d) = ({n}, R, {d}); got {tuple(init.shape)}")
     u = _unit(init.float().to(objective.base.device))
+    start = u.clone()
     kl, grad = _value_and_grad(objective, u)
     initial = kl.clone()
     angle = torch.full_like(kl, float(lr))
     trajectory = [kl.clone()]
-    for _ in range(steps):
+    active = torch.ones_like(kl, dtype=torch.bool)  # rows still stepping
+    taken = torch.zeros(kl.shape, dtype=torch.long)
+    for step in range(1, steps + 1):
+        if not bool(active.any()):
+            break
         tangent = grad - (grad * u).sum(-1, keepdim=True) * u
         norm = tangent.norm(dim=-1, keepdim=True)
         ascent = torch.where(norm > 0, tangent / norm.clamp_min(1e-30), torch.zeros_like(tangent))
         a = angle[..., None].float()
         proposal = _unit(torch.cos(a) * u + torch.sin(a) * ascent)
         new_kl, new_grad = _value_and_grad(objective, proposal)
-        accept = new_kl > kl  # (n, R)
+        accept = (new_kl > kl) & active  # (n, R); a converged row is frozen
         u = torch.where(accept[..., None], proposal, u)
         grad = torch.where(accept[..., None], new_grad, grad)
         kl = torch.where(accept, new_kl, kl)
-        angle = torch.where(accept, (angle * GROW).clamp_max(MAX_ANGLE), angle * SHRINK)
+        angle = torch.where(active, torch.where(accept, (angle * GROW).clamp_max(MAX_ANGLE), angle * SHRINK), angle)
+        taken += active.cpu().long()
         trajectory.append(kl.clone())
+        if tol is not None and step >= window:
+            active &= ~(_relative_change(trajectory, window) < tol)
+    history = torch.stack(trajectory)
+    change = _relative_change(trajectory, window, at=taken.to(history.device)) if len(trajectory) > 1 else None
     return OptimizedDirections(directions=u.detach().cpu(), kl=kl.float().cpu(), initial_kl=initial.float().cpu(),
-                               trajectory=torch.stack(trajectory).float().cpu(), radius=float(radius), steps=steps,
-                               lr=float(lr), seconds=time.perf_counter() - started)
+                               trajectory=history.float().cpu(), radius=float(radius), steps=steps,
+                               lr=float(lr), seconds=time.perf_counter() - started, init=start.detach().cpu(),
+                               steps_taken=taken, converged=(~active).cpu() if tol is not None else
+                               torch.zeros_like(taken, dtype=torch.bool),
+                               last_relative_change=None if change is None else change.float().cpu(),
+                               tol=None if tol is None else float(tol), window=int(window))
+
+
+def _relative_change(trajectory, window: int, at: torch.Tensor | None = None) -> torch.Tensor:
+    """(KL_t - KL_{t-w}) / KL_t per row, at the last step (or at each row's step `at`), w = min(window, t)."""
+    history = torch.stack(trajectory) if isinstance(trajectory, list) else trajectory  # (T + 1, n, R)
+    t = torch.full(history.shape[1:], history.shape[0] - 1, dtype=torch.long, device=history.device) \
+        if at is None else at.to(history.device)
+    back = (t - window).clamp_min(0)
+    now = history.gather(0, t[None]).squeeze(0)
+    before = history.gather(0, back[None]).squeeze(0)
+    return (now - before) / now.clamp_min(1e-30)
 
 
 def _value_and_grad(objective: SensitivityObjective, u: torch.Tensor):

@@ -94,3 +94,33 @@ def test_bad_arguments_name_the_value(setup):
         optimize_directions(model, 1, tokens, radius, lr=5.0)
     with pytest.raises(InputError, match="init"):
         optimize_directions(model, 1, tokens, radius, init=torch.randn(2, 3, model.d_model))
+
+
+def test_convergence_criterion_stops_and_freezes_rows(setup):
+    model, tokens, radius = setup
+    opt = optimize_directions(model, 1, tokens, radius, restarts=3, steps=60, lr=0.3, tol=0.05, window=3,
+                              generator=torch.Generator().manual_seed(0))
+    assert opt.steps_taken.shape == opt.converged.shape == opt.last_relative_change.shape == (4, 3)
+    assert opt.converged.any() and (opt.steps_taken[opt.converged] < 60).all()
+    assert (opt.last_relative_change[opt.converged] < 0.05).all()  # the criterion held where it stopped
+    for i, j in opt.converged.nonzero().tolist():  # frozen after its last step
+        t = int(opt.steps_taken[i, j])
+        assert (opt.trajectory[t:, i, j] == opt.kl[i, j]).all()
+        before = opt.trajectory[max(t - 3, 0), i, j]
+        assert opt.last_relative_change[i, j] == pytest.approx(float((opt.kl[i, j] - before) / opt.kl[i, j]), abs=1e-6)
+    assert opt.trajectory.shape[0] - 1 == int(opt.steps_taken.max())  # stops when the last row stops
+    assert opt.init.shape == opt.directions.shape
+
+
+def test_without_tol_every_row_runs_every_step(setup):
+    model, tokens, radius = setup
+    opt = run(model, tokens, radius, steps=4)
+    assert (opt.steps_taken == 4).all() and not opt.converged.any() and opt.last_relative_change.shape == (4, 3)
+
+
+def test_bad_convergence_arguments(setup):
+    model, tokens, radius = setup
+    with pytest.raises(InputError, match="tol"):
+        optimize_directions(model, 1, tokens, radius, tol=-1.0)
+    with pytest.raises(InputError, match="window"):
+        optimize_directions(model, 1, tokens, radius, tol=0.01, window=0)
