@@ -224,6 +224,8 @@ def test_c10b_decoder_directions_by_l0(cell, judge):
     r_cov, c_cov = cov.per_base_radius(threshold, m)
     r_mix, _ = mix.per_base_radius(threshold, m)
     tags = [f"l0_{v:.0f}" for v in l0]
+    if len(set(tags)) < len(tags):  # two --sae of about the same L0: keep both apart
+        tags = [f"{t}_{i}" for i, t in enumerate(tags)]
     decoder, radius = {}, {}
     for tag, s in zip(tags, saes):
         kind = sae.sae_decoder(s, "active")
