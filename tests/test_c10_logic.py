@@ -1,24 +1,18 @@
 """C10's decision on synthetic radii: C10a judges the composition effect (recon_self / composite), so
 synthetic bases no different from the bases' own reconstructions are negligible, whatever the real
 bases do; C10b's L0 trend is described, not judged."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from claim_harness import load_claim
 from mcis_claims.verdict import decide
 
-CLAIM_FILE = Path(__file__).parents[1] / "claims" / "test_c10_sae_features.py"
 N = 96
 
 
 @pytest.fixture(scope="module")
 def c10():
-    spec = importlib.util.spec_from_file_location("c10_claim", CLAIM_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_claim("test_c10_sae_features")
 
 
 def radii(seed, n=N):

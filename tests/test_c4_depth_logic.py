@@ -1,24 +1,14 @@
 """C4's decision over a grid, on synthetic radii: it can be supported, and it fails both ways
 claims.md names ("still there late", "never beyond the margin early"), with the record saying which."""
-import importlib.util
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from claim_harness import Judge, load_claim
 from mcis_claims.config import make_config
-from mcis_claims.verdict import decide, override
 
-CLAIM_FILE = Path(__file__).parents[1] / "claims" / "test_c4_depth.py"
 N = 96
-
-
-def _load_claim_module():
-    spec = importlib.util.spec_from_file_location("c4_depth_claim", CLAIM_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -64,23 +54,10 @@ class FakeGrid:
         return self.cells[-1]
 
 
-class Judge:
-    family = 8
-
-    def __init__(self, spec):
-        self.spec = spec
-
-    def __call__(self, estimate, *, problem=None, refuted_because=None, details=None, **_):
-        decision = decide(self.spec, estimate, family=self.family, problem=problem)
-        if refuted_because is not None and problem is None:
-            decision = override(decision, *refuted_because)
-        self.decision, self.details = decision, details
-
-
 def _run(early_gap, late_gap):
-    module = _load_claim_module()
+    module = load_claim("test_c4_depth")
     grid = FakeGrid([FakeCell(1, early_gap), FakeCell(5, (early_gap * late_gap) ** 0.5), FakeCell(9, late_gap)])
-    judge = Judge(module.SPEC_BASE)
+    judge = Judge(module.SPEC_BASE, family=8)
     module.judge_depth(module.SPEC_BASE, grid, judge, lambda cell: cell.sweeps())
     return judge.decision, judge.details
 

@@ -6,49 +6,26 @@ The claim functions are imported from `claims/` and called with a stand-in `cell
 `judge` that applies the project's one decision rule (`verdict.decide`, family of 1). Nothing
 here loads a language model.
 """
-import importlib.util
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from claim_harness import Judge, load_claim
 from mcis_claims.activations import SiteStats
 from mcis_claims.cell import KindSweep
 from mcis_claims.config import RunConfig
 from mcis_claims.optimize import OptimizedDirections
 from mcis_claims.verdict import decide
 
-CLAIMS = Path(__file__).resolve().parents[1] / "claims"
 RADII = np.concatenate([[0.0], np.geomspace(0.02, 4.0, 20)])  # the default schedule's shape
 N = 40  # base prompts
 
 
-def load_claim(stem):
-    spec = importlib.util.spec_from_file_location(f"_claim_{stem}", CLAIMS / f"{stem}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 c2, c3, c6, c9 = (load_claim(s) for s in ("test_c2_sensitive_directions", "test_c3_optimized_directions",
                                           "test_c6_story0_margin", "test_c9_near_orthogonality"))
-
-
-class Judge:
-    """Stands in for the plugin's `judge`: the same decision rule, family 1, and the record's pieces kept."""
-
-    family = 1
-
-    def __init__(self, spec):
-        self.spec = spec
-
-    def __call__(self, estimate, *, problem=None, **record):
-        self.estimate, self.record = estimate, record
-        self.decision = decide(self.spec, estimate, family=self.family, problem=problem)
-        return self.decision
 
 
 def curves_crossing_at(radius, k=2, jitter=0.02, seed=0):

@@ -4,43 +4,21 @@ MLPs leaves the radius (or the real-vs-Gaussian gap) unchanged, supported where 
 reversed where it grows. The judge applies the project's one decision rule (verdict.decide, family 1).
 Nothing here loads a language model.
 """
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from claim_harness import Judge, load_claim
 from mcis_claims.cell import KindSweep
 from mcis_claims.config import RunConfig
-from mcis_claims.verdict import decide
 
-CLAIMS = Path(__file__).resolve().parents[1] / "claims"
 RADII = np.concatenate([[0.0], np.geomspace(0.02, 4.0, 20)])  # the default schedule's shape
 N, K, BLOCKS = 40, 2, 3
 
 
-def load_claim(stem):
-    spec = importlib.util.spec_from_file_location(f"_claim_{stem}", CLAIMS / f"{stem}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 c5 = load_claim("test_c5_thresholds")
-
-
-class Judge:
-    family = 1
-
-    def __init__(self, spec):
-        self.spec = spec
-
-    def __call__(self, estimate, *, problem=None, **record):
-        self.estimate, self.record = estimate, record
-        self.decision = decide(self.spec, estimate, family=self.family, problem=problem)
-        return self.decision
 
 
 def kind_sweep(name, radius, seed):

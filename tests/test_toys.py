@@ -1,11 +1,10 @@
 """C11's toy models: deterministic training, the cache, the plateau read-out, and a claim that can pass."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from claim_harness import load_claim
 from mcis_claims import toys
 from mcis_claims.errors import InputError
 from mcis_claims.verdict import decide
@@ -104,11 +103,7 @@ def fake_design(ratio_of) -> toys.ToyDesign:
 
 
 def c11_specs():
-    path = Path(__file__).parents[1] / "claims" / "test_c11_plateaus_without_superposition.py"
-    spec = importlib.util.spec_from_file_location("c11_claim", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_claim("test_c11_plateaus_without_superposition")
 
 
 def judged(design, module, family=36):
