@@ -57,7 +57,7 @@ Source: the seed thread ("validating the correctness of SAE features"); Giglemia
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, sae, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, sae, secondary, stats
 from mcis_claims.errors import InputError
 
 MAX_BASES = 48  # bases per cell for C10's own sweeps (the first min(48, n) base prompts)
@@ -198,6 +198,9 @@ def test_c10a_synthetic_activations(cell, judge):
                 (synthetic["recon_self"].double() @ bases.double().T).diagonal().div(base_norm ** 2).median()),
             "censored_fraction": {"real": float(c_real.mean()),
                                   **{name: float(c.mean()) for name, (_, c) in radius.items()}},
+            "at_kl_thresholds": secondary.at_thresholds(
+                SPEC_A, judge.family, {"recon_self": sweeps["recon_self"], "composite": sweeps["composite"]},
+                documents=documents),
             "curve_shape": shape,
             "density_match": "|log10 density - log10 density_orig| < 0.1 on the site's real pool "
                              f"({len(pool)} last-position activations); fallbacks to the nearest density: "
@@ -258,6 +261,8 @@ def test_c10b_decoder_directions_by_l0(cell, judge):
             "decoder_over_real_mixture": {t: _ratio(r, r_mix, cell, "less", f"C10b-mix-{t}",
                                                     documents=documents).to_dict() for t, (r, _) in radius.items()},
             "trend_over_l0": l0_trend(l0, [radius[t][0] / r_cov for t in tags]),
+            "at_kl_thresholds": secondary.at_thresholds(
+                SPEC_B, judge.family, {tags[0]: decoder[tags[0]], tags[-1]: decoder[tags[-1]]}, documents=documents),
             "censored_fraction": {**{t: float(c.mean()) for t, (_, c) in radius.items()},
                                   "cov_random_mixture": float(c_cov.mean())},
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",

@@ -38,7 +38,7 @@ Source: the seed thread ("Story 0 ... I don't think the KL divergence would beha
 import numpy as np
 from scipy import stats as scipy_stats
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, secondary, stats
 
 SPEC = ClaimSpec(
     id="C6",
@@ -137,6 +137,8 @@ def test_c6_story0_margin(cell, judge):
             "median_margin_real_arm_all": float(np.median(margin)),
             "median_radius_real": halves(r_real),
             "median_radius_gaussian": halves(r_gauss),
+            "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"real": real, "gaussian": gaussian},
+                                                        documents=cell.documents, select=low),
             "high_margin_half": high_estimate.to_dict(),
             "interaction_low_vs_high": margin_interaction(estimate, high_estimate, alpha=SPEC.alpha),
             "both_arms_low_margin": {

@@ -40,3 +40,18 @@ def test_verdict_at_each_threshold_follows_the_same_rule():
         assert r["effect"] == pytest.approx(2.0, rel=0.01) and r["verdict"] == "supported", threshold  # linear interpolation
         assert r["loglog_slope_at_crossing_median"]["real"] == pytest.approx(2.0, rel=0.01)
     assert secondary.summary(out, "supported")["same_verdict_at_every_threshold"]
+
+
+def test_select_judges_only_the_chosen_bases():
+    """C6 judges its low-margin half, C10 its first m bases: the secondary read-outs follow the same units."""
+    rng = np.random.default_rng(1)
+    b = rng.uniform(0.2, 0.4, 40)
+    chosen = np.arange(40) < 20
+    a = np.where(chosen, 2 * b, b)  # a gap only among the chosen bases
+    spec = ClaimSpec(id="C6", title="t", statement="s", source="s", null_hypothesis="h", statistic="sign test",
+                     effect="median_ratio", sesoi=1.1)
+    arms = {"real": _sweep(a), "gaussian": _sweep(b)}
+    chosen_only = secondary.at_thresholds(spec, 4, arms, documents=np.arange(40), select=chosen)["0.1"]
+    everyone = secondary.at_thresholds(spec, 4, arms, documents=np.arange(40))["0.1"]
+    assert chosen_only["effect"] == pytest.approx(2.0, rel=0.01) and chosen_only["verdict"] == "supported"
+    assert everyone["effect"] < 2.0
