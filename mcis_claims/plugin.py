@@ -15,6 +15,7 @@ the report directory.
 from __future__ import annotations
 
 import io
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -39,7 +40,8 @@ VERDICT = pytest.StashKey[str]()
 @dataclass
 class RunState:
     config: RunConfig
-    workspace: Workspace
+    _workspace: Workspace | None = None  # built on first use (see `workspace`)
+    progress: object = None  # the progress-bar factory, handed to the workspace
     started: float = field(default_factory=time.time)
     report: object = None
     n_cells: int = 0  # claim cells that run (after -k/-m)
@@ -59,6 +61,16 @@ class RunState:
     cell_errors: dict = field(default_factory=dict)  # node id -> one line, for cells that errored
     input_error: str | None = None  # the McisError that stopped the run (exit EXIT_INPUT_ERROR)
 
+    @property
+    def workspace(self) -> Workspace:
+        """Built on first use: a session that collects no claim (the plugin is installed for every
+        pytest run) never imports torch or touches a model."""
+        if self._workspace is None:
+            from .cell import Workspace
+
+            self._workspace = Workspace(self.config, progress=self.progress)
+        return self._workspace
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("mcis-claims", "mcis-claims: falsifiable claims about transformer internals")
@@ -72,7 +84,7 @@ def pytest_addoption(parser):
     group.addoption("--seed", type=int, default=None, help="run seed; every number derives from it (default 0)")
     group.addoption("--corpus", default=None, help="lee (default), pydoc, a text file or folder, or hf:<dataset>[:split[:column]]")
     group.addoption("--prompt-length", type=int, default=None, help="tokens per prompt (default 10, as published)")
-    group.addoption("--profile", default="default", choices=sorted(PROFILES), help="run size: smoke (not comparable), default, full")
+    group.addoption("--profile", default=None, choices=sorted(PROFILES), help="run size: smoke (not comparable), default (default), full")
     group.addoption("--list-claims", action="store_true", default=False,
                     help="list the claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
     group.addoption("--sae", default=None, metavar="DIR",
@@ -87,17 +99,69 @@ def pytest_addoption(parser):
     group.addoption("--device", default=None,
                     help="where the models run: cpu (default), cuda, cuda:<index> or auto (CUDA when available)")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
+    _add_ini_keys(parser, group)
+
+
+# Options with no ini key: one-shot actions, which a setting in pytest.ini would turn into a trap
+# (every run lists and exits; every run rewrites the baseline).
+_NO_INI = {"list_claims", "update_baseline"}
+_INI_KEYS: dict[str, tuple[str, object]] = {}  # option dest -> (ini key, the option's argparse Argument)
+
+
+def _add_ini_keys(parser, group) -> None:
+    """Every option of the group also has an ini key, `mcis_<dest>` (`--n-prompts` -> `mcis_n_prompts`).
+
+    The ini value is read as the option's text would be (same type, same choices, same checks), and
+    only when the option is not on the command line (`_apply_ini_keys`)."""
+    for option in group.options:
+        if option.dest in _NO_INI or not option.names()[0].startswith("--"):
+            continue
+        key = f"mcis_{option.dest}"
+        _INI_KEYS[option.dest] = (key, option)
+        parser.addini(key, f"{option.names()[0]}: {option.attrs().get('help') or ''}")
+
+
+def _apply_ini_keys(config) -> None:
+    """Fill each option left off the command line from its ini key; the command line wins.
+
+    A bad ini value fails with the same one-line usage error as the option would (its value
+    checks then run on it unchanged), naming the option and the key."""
+    for dest, (key, option) in _INI_KEYS.items():
+        if getattr(config.option, dest, None) not in (None, False):
+            continue  # given on the command line
+        raw = config.getini(key)
+        if raw is None or not str(raw).strip():
+            continue
+        raw, flag, attrs = str(raw).strip(), option.names()[0], option.attrs()
+        if attrs.get("nargs") == 0:  # an on/off flag
+            if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise pytest.UsageError(f"{key} = {raw}: {flag} is on or off; use true or false")
+            value = raw.lower() in ("1", "true", "yes", "on")
+        elif option.type in (int, float):
+            try:
+                value = option.type(raw)
+            except ValueError:
+                raise pytest.UsageError(f"argument {flag}: invalid {option.type.__name__} value: {raw!r} "
+                                        f"(from the ini key {key})") from None
+        else:
+            value = raw
+        choices = attrs.get("choices")
+        if choices and value not in choices:
+            raise pytest.UsageError(f"argument {flag}: invalid choice: {value!r} (choose from "
+                                    f"{', '.join(map(str, choices))}; from the ini key {key})")
+        setattr(config.option, dest, value)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "claim(spec): a scientific claim judged by the mcis-claims plugin")
+    _apply_ini_keys(config)
     opt = config.option
     models = None
     if getattr(opt, "models", None):
         models = tuple(m.strip() for m in opt.models.split(",") if m.strip())
     try:
         run = make_config(
-            getattr(opt, "profile", "default"), models=models, layers=getattr(opt, "layers", None),
+            getattr(opt, "profile", None) or "default", models=models, layers=getattr(opt, "layers", None),
             n_prompts=getattr(opt, "n_prompts", None), n_fit=getattr(opt, "n_fit", None),
             n_directions=getattr(opt, "n_directions", None), kl_threshold=getattr(opt, "kl_threshold", None),
             seed=getattr(opt, "seed", None), corpus=getattr(opt, "corpus", None),
@@ -121,10 +185,34 @@ def pytest_configure(config):
         expectations, family = recorded.expectations, int(recorded.meta.get("family") or 0)
     else:
         expectations, family = None, 0
-    from .cell import Workspace
-
-    config.stash[STATE] = RunState(config=run, workspace=Workspace(run), expectations=expectations,
+    config.stash[STATE] = RunState(config=run, expectations=expectations,
                                    baseline_family=family)
+    _keep_whole_grid_under_lf(config)
+
+
+def _keep_whole_grid_under_lf(config) -> None:
+    """`--lf` reruns the failed cells, judged in the multiplicity family of the whole grid.
+
+    pytest's --lf filters while collecting (its "lfplugin-collwrapper" drops a file's passed items
+    and skips files with no failure), before `pytest_collection_modifyitems`, where the family is
+    counted: the rerun cell would be judged in a family of 1. When a last-failed test lives in a
+    claim file, that filter is removed: every file is collected and the family counted, and --lf
+    still deselects all but the failed tests afterwards (its pytest_collection_modifyitems wrapper
+    finishes after our count). Other projects' --lf is left as it is."""
+    manager = config.pluginmanager
+    if not config.getoption("lf", False) or getattr(config, "cache", None) is None:
+        return
+    if not manager.has_plugin("lfplugin-collwrapper"):
+        return
+    files = {str(nodeid).split("::", 1)[0] for nodeid in config.cache.get("cache/lastfailed", {})}
+    for name in files:
+        try:
+            text = (config.rootpath / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if re.search(r"^@(\w+\.)*claim\(", text, flags=re.MULTILINE):
+            manager.unregister(name="lfplugin-collwrapper")
+            return
 
 
 def _early_layer_check(run: RunConfig) -> None:
@@ -177,7 +265,9 @@ def pytest_generate_tests(metafunc):
         return
     state = metafunc.config.stash[STATE]
     marker = metafunc.definition.get_closest_marker("claim")
-    spec = marker.args[0] if marker and marker.args else None
+    if marker is None:  # only claims: a project's own `cell` or `grid` fixture is not ours to parametrize
+        return
+    spec = marker.args[0] if marker.args else None
     cells, grids = [], []
     for name in state.config.models:
         try:
@@ -321,10 +411,17 @@ def _list_claims(config, items) -> None:
     (reporter.write if reporter else sys.stdout.write)(buffer.getvalue())
 
 
+def _cell_param(request):
+    if not hasattr(request, "param"):  # the grid parametrizes @claim tests only
+        pytest.fail(f"{request.node.nodeid} uses the `{request.fixturename}` fixture but has no @claim(SPEC) "
+                    f"marker; mark it: @claim(SPEC) (from mcis_claims import claim)", pytrace=False)
+    return request.param
+
+
 @pytest.fixture
 def cell(request) -> ClaimCell:
     state = request.config.stash[STATE]
-    name, layer = request.param
+    name, layer = _cell_param(request)
     state.workspace.check_parity(name, layer)
     from .cell import ClaimCell
 
@@ -334,7 +431,7 @@ def cell(request) -> ClaimCell:
 @pytest.fixture
 def grid(request) -> LayerGrid:
     state = request.config.stash[STATE]
-    name, layers = request.param
+    name, layers = _cell_param(request)
     for layer in layers:
         state.workspace.check_parity(name, layer)
     from .cell import ClaimCell, LayerGrid
@@ -410,6 +507,7 @@ def judge(request):
             state.report.add(record)
         state.records.append(record)
         state.judged.add(request.node.nodeid)
+        request.node.user_properties.extend(junit_properties(record))  # before a refuted cell fails, below
         request.node.stash[VERDICT] = decision.verdict
         where = f"{spec.id} {cell.model_name} {cell.site}"
         if state.expectations is None:  # judged on the data: a refuted claim fails
@@ -428,10 +526,32 @@ def judge(request):
     return _judge
 
 
+def junit_properties(record) -> list[tuple[str, object]]:
+    """The cell's verdict, effect and test as (name, value) pairs for the item's `user_properties`.
+
+    As `record_property` does: junitxml writes the item's properties into the test case's
+    `<properties>` (an inconclusive cell is a pass there, but carries its verdict), and xdist
+    carries them to the controller with each report. Names and values as in results.json."""
+    effect = record.effect or {}
+    decision = (record.details or {}).get("decision") or {}
+    pairs = {
+        "mcis_claim": record.claim, "mcis_model": record.model, "mcis_site": record.site,
+        "mcis_verdict": record.verdict,
+        "mcis_effect_name": effect.get("name"), "mcis_effect": effect.get("value"),
+        "mcis_ci_low": effect.get("ci_low"), "mcis_ci_high": effect.get("ci_high"),
+        "mcis_ci_level": effect.get("ci_level"),
+        "mcis_p_value": record.p_value, "mcis_p_adjusted": record.p_adjusted, "mcis_n": record.n,
+        "mcis_family": decision.get("family"),
+    }
+    return [(name, "" if value is None else value) for name, value in pairs.items()]
+
+
 def pytest_sessionstart(session):
     state = session.config.stash[STATE]
     capture = session.config.pluginmanager.getplugin("capturemanager")
-    state.workspace.progress = _progress_factory(capture)
+    state.progress = _progress_factory(capture)
+    if state._workspace is not None:
+        state._workspace.progress = state.progress
 
 
 def _progress_factory(capture):
@@ -469,14 +589,14 @@ def pytest_runtest_makereport(item, call):
         state.cell_errors.setdefault(item.nodeid, f"{call.excinfo.typename}: {lines[0] if lines else ''}"[:300])
     if report.when == "call":
         verdict = item.stash.get(VERDICT, None)
-        if verdict is not None:
-            report.user_properties.append(("mcis_verdict", verdict))
+        if verdict is not None:  # the status letter's source; "<verdict>:new" with --baseline and no record
+            report.user_properties.append(("mcis_status", verdict))
 
 
 def pytest_report_teststatus(report, config):
     if report.when != "call" or not report.passed:
         return None
-    verdict = dict(report.user_properties).get("mcis_verdict")
+    verdict = dict(report.user_properties).get("mcis_status")
     if verdict is None:
         return None
     verdict, _, new = verdict.partition(":")
