@@ -84,14 +84,14 @@ def judge_against(spec, cell, judge, control_names, *, label):
     target = torch.randint(cell.stats.n_fit, (n,), generator=cell.generator("C12", "targets"))
     fit_tokens = cell.fit_tokens[target]
     t = torch.linspace(0, 1, STEPS)
-    paths = {"trained": _path(cell, cell.model, cell.stats.activations[target].float(), tokens, t)}
+    paths = {"trained": _path(cell, cell.model_name, cell.stats.activations[target].float(), tokens, t)}
     for name in control_names:
         model = cell.workspace.model(name)
         vocab = model.stack.unembed.shape[0]
         assert int(tokens.max()) < vocab, (f"{name} has a vocabulary of {vocab}; the base prompts use ids up to "
                                            f"{int(tokens.max())}: the control must share the tokenizer")
         ends = resid_pre(model, cell.layer, fit_tokens)[:, -1]  # each model's own activations
-        paths[name] = _path(cell, model, ends, tokens, t)
+        paths[name] = _path(cell, name, ends, tokens, t)
     sharp = {readout: {k: readouts.sharpness(getattr(r, field)) for k, r in paths.items()}
              for readout, field in (("kl", "kl"), ("normed_residual", "normed_final_l2"))}
     control = {readout: np.nanmedian(np.stack([s[name] for name in control_names]), axis=0)
@@ -130,5 +130,9 @@ def judge_against(spec, cell, judge, control_names, *, label):
     )
 
 
-def _path(cell, model, ends, tokens, t):
-    return sweep_points(model, cell.layer, tokens, lambda x: directions.real_other_path(x, ends, t))
+def _path(cell, model_name, ends, tokens, t):
+    """The interpolation paths in one model, cached for the run (C12 and C12b share the trained model's)."""
+    return cell.workspace.cached(
+        ("C12 path", model_name, cell.model_name, cell.layer),
+        lambda: sweep_points(cell.workspace.model(model_name), cell.layer, tokens,
+                             lambda x: directions.real_other_path(x, ends, t)))
