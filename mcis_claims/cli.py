@@ -37,6 +37,29 @@ def main(argv: list[str] | None = None) -> int:
     tsae.add_argument("--model", default=None, help="model name (default: the embedded smollm2-135m)")
     tsae.add_argument("--layer", type=int, default=1, help="layer whose resid_pre the SAEs read (default 1)")
     tsae.add_argument("--l0", default=None, help="comma-separated k values (default: the C10 L0s, 8,16,64)")
+    merge = sub.add_parser("merge", help="combine the shard reports of one run (pytest --shard I/N) into one report",
+                           description="Combine shard reports (pytest ... --shard I/N) into one report: results.json, "
+                                       "summary.md, report.html and figures, at the whole grid's family M. Refuses "
+                                       "shards of different runs (seed, config, versions, grid) and a missing or "
+                                       "duplicate shard.")
+    merge.add_argument("shards", metavar="DIR", nargs="+", help="shard report directories (or their results.json)")
+    merge.add_argument("--out", default="reports/merged", help="where the merged report goes (default reports/merged)")
+    subm = sub.add_parser("submit", help="run the claim grid as N shards through submitit (Slurm or local), then merge",
+                          description="Launch `pytest ARGS --shard I/N` for I = 1..N as submitit jobs (Slurm when "
+                                      "`srun` exists, else local processes), wait for them and merge their reports. "
+                                      "Arguments after -- go to pytest, e.g. -- claims/ --layers 1,15,29.")
+    subm.add_argument("--shards", type=int, required=True, help="number of shards N")
+    subm.add_argument("--out", default="reports/submit", help="report folder: shard-I/, submitit/ logs, merged report")
+    subm.add_argument("--cluster", default=None, choices=["slurm", "local", "debug"],
+                      help="submitit executor (default: slurm if srun exists, else local)")
+    subm.add_argument("--partition", default=None, help="Slurm partition (slurm_partition)")
+    subm.add_argument("--gpus", type=int, default=None, help="GPUs per node (gpus_per_node)")
+    subm.add_argument("--cpus", type=int, default=None, help="CPUs per task (cpus_per_task)")
+    subm.add_argument("--mem-gb", type=float, default=None, help="memory per node in GB (mem_gb)")
+    subm.add_argument("--timeout-min", type=int, default=60, help="job time limit in minutes (default 60)")
+    subm.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                      help="any other slurm_<KEY> parameter of submitit, e.g. --slurm account=myproj (repeatable)")
+    subm.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then options for pytest")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
@@ -47,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             return _stability(args)
         if args.command == "train-sae":
             return _train_sae(args)
+        if args.command == "merge":
+            from .shards import merge
+
+            print(f"merged {len(args.shards)} shard(s): {merge(args.shards, args.out)}")
+            return 0
+        if args.command == "submit":
+            return _submit(args)
     except McisError as exc:
         print(f"mcis-claims: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)  # stability passes on its seed run's code (4, 6, ...)
@@ -71,6 +101,24 @@ def _fetch(convert: bool, models: str | None = None) -> int:
             model = load_model(name)
             print(f"{name}: {model.n_layers} layers, d_model {model.d_model}, loaded in {model.load_seconds:.1f} s")
     return 0
+
+
+def _submit(args) -> int:
+    from .errors import InputError
+    from .shards import submit
+
+    extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    slurm = {}
+    for item in args.slurm:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--slurm {item}: expected KEY=VALUE, e.g. --slurm account=myproj")
+        slurm[key.strip()] = value
+    directory, codes = submit(args.shards, extra, args.out, cluster=args.cluster, partition=args.partition,
+                              gpus=args.gpus, timeout_min=args.timeout_min, cpus=args.cpus, mem_gb=args.mem_gb,
+                              slurm_args=slurm)
+    print(f"merged report: {directory} (shard exit codes {', '.join(map(str, codes))})")
+    return max(codes, default=0)  # 1 if any shard refuted a claim, as pytest would
 
 
 def _stability(args) -> int:

@@ -28,6 +28,7 @@ import pytest
 # imported where they are used).
 from .config import EMBEDDED, PROFILES, RunConfig, make_config
 from .errors import EXIT_INPUT_ERROR, McisError
+from .parallel import plain_nodeid
 from .sites import select_layers, site_name
 
 if TYPE_CHECKING:
@@ -72,8 +73,12 @@ class RunState:
         return self._workspace
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser, pluginmanager):
     group = parser.getgroup("mcis-claims", "mcis-claims: falsifiable claims about transformer internals")
+    if not pluginmanager.has_plugin("mcis-claims-parallel"):  # xdist, --shard, --resume: parallel.py
+        from . import parallel
+
+        pluginmanager.register(parallel, "mcis-claims-parallel")
     group.addoption("--models", default=None,
                     help=f"comma-separated models: {EMBEDDED} (default), a HF id, a directory, a .gguf, random:<name>")
     group.addoption("--layers", default=None, help="layers to perturb: 1,15,29 | all | every:3 | default (early, middle, late)")
@@ -497,33 +502,42 @@ def judge(request):
                          "other_tests": decision.other_tests},
                      "multiplicity": f"Bonferroni over a family of {decision.family} claim cells "
                                      "(the collected grid before -k/-m, or the baseline's)",
-                     "reproduce": f"pytest '{request.node.nodeid}' --seed={state.config.seed}"},
+                     "reproduce": f"pytest '{plain_nodeid(request.node.nodeid)}' --seed={state.config.seed}"},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
             costs_s=dict(costs or {}),
             plot=plot,
         )
-        if state.report is not None:
-            state.report.add(record)
-        state.records.append(record)
-        state.judged.add(request.node.nodeid)
-        request.node.user_properties.extend(junit_properties(record))  # before a refuted cell fails, below
-        request.node.stash[VERDICT] = decision.verdict
-        where = f"{spec.id} {cell.model_name} {cell.site}"
-        if state.expectations is None:  # judged on the data: a refuted claim fails
-            if decision.refuted:
-                pytest.fail(f"{where} {decision.verdict.upper()}: {decision.reason}", pytrace=False)
-            return decision
-        # with --baseline, judged against the recorded verdict; a cell with no record is reported only
-        expected = state.expectations.get((spec.id, cell.model_name, cell.layer))
-        if expected is not None and not expected.matches(decision.verdict):
-            pytest.fail(f"{where}: verdict changed {expected.verdict} -> {decision.verdict} "
-                        f"(baseline {expected.effect_str()}; now {decision.reason})", pytrace=False)
-        request.node.stash[VERDICT] = decision.verdict + ("" if expected is not None else ":new")
+        conclude(request.node, state, record)
         return decision
 
     _judge.family = state.family or 1  # the multiplicity family, for claims that read a level themselves
     return _judge
+
+
+def conclude(node, state: RunState, record) -> None:
+    """A judged record's consequences: into the report, the item's verdict, a failure if refuted.
+
+    Shared by `judge` and by a cell reused with --resume (parallel.py), which replays its record."""
+    from .verdict import REFUTED
+
+    if state.report is not None:
+        state.report.add(record)
+    state.records.append(record)
+    state.judged.add(node.nodeid)
+    node.user_properties.extend(junit_properties(record))  # before a refuted cell fails, below
+    node.stash[VERDICT] = record.verdict
+    where = f"{record.claim} {record.model} {record.site}"
+    if state.expectations is None:  # judged on the data: a refuted claim fails
+        if record.verdict in REFUTED:
+            pytest.fail(f"{where} {record.verdict.upper()}: {record.reason}", pytrace=False)
+        return
+    # with --baseline, judged against the recorded verdict; a cell with no record is reported only
+    expected = state.expectations.get((record.claim, record.model, record.layer))
+    if expected is not None and not expected.matches(record.verdict):
+        pytest.fail(f"{where}: verdict changed {expected.verdict} -> {record.verdict} "
+                    f"(baseline {expected.effect_str()}; now {record.reason})", pytrace=False)
+    node.stash[VERDICT] = record.verdict + ("" if expected is not None else ":new")
 
 
 def junit_properties(record) -> list[tuple[str, object]]:

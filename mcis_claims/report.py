@@ -115,6 +115,8 @@ class CellRecord:
     curve_yscale: str | None = None  # "log" | "linear"; default: log for non-negative read-outs
     costs_s: dict = field(default_factory=dict)  # named parts of the cell's time (kept out of the results hash)
     plot: object = None  # callable(record, path) for a claim's own figure (C11, C13); default figures.plot_curves
+    # a record rebuilt from results.json (xdist worker, shard, resumed cell) has no curves, only their summary
+    frozen_curve_summary: dict | None = None
 
     def __post_init__(self):
         if self.verdict not in VERDICTS + LEGACY_VERDICTS:
@@ -127,6 +129,8 @@ class CellRecord:
         return (self.claim, self.model, self.layer)
 
     def curve_summary(self) -> dict:
+        if self.frozen_curve_summary is not None:
+            return self.frozen_curve_summary
         out = {}
         for curve in self.curves:
             name = curve.name
@@ -147,6 +151,24 @@ class CellRecord:
             "curve_ylabel": self.curve_ylabel, "curve_summary": self.curve_summary(),
             "figure": self.figure, "timing_s": self.timing_s, "costs_s": self.costs_s,
         })
+
+
+def record_from_dict(data: dict) -> CellRecord:
+    """A CellRecord whose to_dict() gives back `data` (a results.json record): no curves, its figure kept.
+
+    How records travel between processes (xdist workers, shards, resumed runs): as JSON, the
+    figure already drawn into the report directory by the process that judged the cell."""
+    spec = dict(data.get("spec") or {})
+    for key in ("sesoi", "alpha"):  # to_dict reads these from the spec
+        if key in data and spec.get(key) != data[key]:
+            spec[key] = data[key]
+    return CellRecord(
+        claim=data["claim"], model=data["model"], layer=data["layer"], site=data.get("site", ""), n=data.get("n"),
+        statistic=data.get("statistic") or {}, effect=data.get("effect") or {}, p_value=data.get("p_value"),
+        p_adjusted=data.get("p_adjusted"), verdict=data["verdict"], reason=data.get("reason", ""), spec=spec,
+        details=data.get("details") or {}, timing_s=data.get("timing_s"),
+        curve_ylabel=data.get("curve_ylabel", "KL(clean || perturbed) [nats]"), figure=data.get("figure"),
+        costs_s=data.get("costs_s") or {}, frozen_curve_summary=data.get("curve_summary") or {})
 
 
 class RunReport:
@@ -176,6 +198,10 @@ class RunReport:
     def incomplete(self) -> bool:
         """True until finalize() records a run that judged every cell of its grid."""
         return self._run.get("complete") is False
+
+    def update_meta(self, **meta) -> None:
+        """Add run metadata (e.g. `shard`, `family`) that results.json carries from its next write on."""
+        self._run.update(meta)
 
     def records(self) -> list[CellRecord]:
         """Records in (claim, model, layer) order, C2 before C10."""

@@ -1,0 +1,125 @@
+"""Runs split over processes and machines (parallel.py, shards.py), end to end on a tiny model.
+
+One serial run of C1/C2/C2b at layers 1 and 2 is the reference; pytest-xdist (-n 2), two shards
+merged, a resumed run and `mcis-claims submit` must give the same records, apart from timing.
+"""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import char_tokenizer, tiny_llama
+
+CLAIMS = Path(__file__).resolve().parents[1] / "claims"
+PLUGIN = ["-p", "mcis_claims.plugin", "-p", "no:cacheprovider"]
+TIMING = ("timing_s", "costs_s")
+REPORT_FILES = ("results.json", "summary.md", "report.html", "figures/forest.png")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parallel")
+    model = root / "tiny"
+    tiny_llama(n_layers=3, d_model=32).save_pretrained(model)
+    char_tokenizer(model)
+    claims = root / "claims"
+    claims.mkdir()
+    for name in ("test_c1_plateaus.py", "test_c2_sensitive_directions.py"):
+        shutil.copy(CLAIMS / name, claims / name)
+    return root
+
+
+def args_for(project):
+    return ["claims", "--models", str(project / "tiny"), "--corpus", "pydoc", "--n-prompts", "12",
+            "--n-directions", "1", "--layers", "1,2", *PLUGIN]
+
+
+def pytest_run(project, *extra, timeout=600):
+    result = subprocess.run([sys.executable, "-m", "pytest", *args_for(project), *extra], cwd=project,
+                            capture_output=True, text=True, timeout=timeout)
+    return result.returncode, result.stdout + result.stderr
+
+
+def records(directory):
+    data = json.loads((Path(directory) / "results.json").read_text())
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in data["records"]]
+
+
+@pytest.fixture(scope="module")
+def serial(project):
+    code, out = pytest_run(project, "--report-dir", str(project / "serial"))
+    assert code in (0, 1), out
+    return project / "serial"
+
+
+@pytest.mark.slow
+def test_xdist_gives_the_serial_report(project, serial):
+    report = project / "xdist"
+    code, out = pytest_run(project, "-n", "2", "--report-dir", str(report))
+    assert code in (0, 1), out
+    assert "mcis-claims verdicts" in out and f"report: {report}" in out
+    for name in REPORT_FILES:
+        assert (report / name).is_file(), name
+    assert records(report) == records(serial)  # same cells, family, p values, verdicts, figure paths
+    data = json.loads((report / "results.json").read_text())
+    assert data["run"]["complete"] and data["run"]["family"] == 6
+    assert data["run"]["sites"] and data["run"]["parity"] and data["run"]["models"]  # the workers' provenance
+    assert all((report / r["figure"]).is_file() for r in data["records"])
+    assert "@mcis-" not in json.dumps(data)  # xdist's loadgroup suffix never reaches a record
+
+
+@pytest.mark.slow
+def test_shards_merge_into_the_serial_report(project, serial):
+    for index in (1, 2):
+        code, out = pytest_run(project, "--shard", f"{index}/2", "--report-dir", str(project / f"shard-{index}"))
+        assert code in (0, 1), out
+        shard = json.loads((project / f"shard-{index}" / "results.json").read_text())["run"]["shard"]
+        assert shard["index"] == index and shard["count"] == 2 and shard["family"] == 6
+        assert len(shard["cells"]) == 3 and len(shard["grid"]) == 6
+    assert not set(json.loads((project / "shard-1/results.json").read_text())["run"]["shard"]["cells"]) & set(
+        json.loads((project / "shard-2/results.json").read_text())["run"]["shard"]["cells"])
+    merged = project / "merged"
+    done = subprocess.run([sys.executable, "-m", "mcis_claims.cli", "merge", "shard-1", "shard-2", "--out",
+                           str(merged)], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in REPORT_FILES:
+        assert (merged / name).is_file(), name
+    assert records(merged) == records(serial)
+    data = json.loads((merged / "results.json").read_text())
+    assert data["run"]["complete"] and data["run"]["family"] == 6 and len(data["run"]["merged_from"]) == 2
+
+
+def _merge_error(project, *dirs):
+    done = subprocess.run([sys.executable, "-m", "mcis_claims.cli", "merge", *map(str, dirs), "--out",
+                           str(project / "refused")], cwd=project, capture_output=True, text=True)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_merge_refuses_shards_of_other_runs_and_missing_ones(project):
+    if not (project / "shard-2" / "results.json").exists():
+        pytest.skip("needs the shards of test_shards_merge_into_the_serial_report")
+    assert "shard 2/2 is missing" in _merge_error(project, project / "shard-1")
+    assert "given twice" in _merge_error(project, project / "shard-1", project / "shard-1")
+    for field, change in (("seed", lambda run: run.update(seed=1)),
+                          ("versions", lambda run: run["versions"].update(torch="0.0"))):
+        other = project / f"other-{field}"
+        shutil.copytree(project / "shard-2", other, dirs_exist_ok=True)
+        data = json.loads((other / "results.json").read_text())
+        change(data["run"])
+        (other / "results.json").write_text(json.dumps(data))
+        assert f"{field} differs" in _merge_error(project, project / "shard-1", other)
+
+
+def test_bad_shard_options_fail_with_one_line(pytester):
+    for value, message in (("4/3", "I must be between 1 and N"), ("x", "expected I/N"), ("0/3", "between 1 and N")):
+        result = pytester.runpytest_subprocess("--shard", value, *PLUGIN)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        errors = [line for line in (result.stdout.lines + result.stderr.lines) if "--shard" in line]
+        assert len(errors) == 1 and message in errors[0], errors
