@@ -457,3 +457,10 @@ def merge_provenance(parts: list[dict]) -> dict:
             elif value is not None or key not in out:
                 out[key] = value if not isinstance(value, dict) else dict(value)
     return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    par = config.stash.get(PARALLEL, None)
+    if par is not None and par.resume_dir is not None and par.role != "worker":
+        terminalreporter.write_line(f"mcis-claims: --resume reused {par.reused} finished cell(s) of {par.resume_dir}"
+                                    + ("" if par.role == "serial" else " (counted on the workers)"))

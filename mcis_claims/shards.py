@@ -178,7 +178,7 @@ def submit(count: int, pytest_args: list[str], out, *, cluster: str | None = Non
         raise InputError(f"--shards {count}: need at least 1")
     out = Path(out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    executor = submitit.AutoExecutor(folder=str(out / "submitit" / "%j"), cluster=cluster)
+    executor = submitit.AutoExecutor(folder=str(out / "submitit"), cluster=cluster)  # one log pair per job id
     params: dict = {"timeout_min": timeout_min, "name": "mcis-claims"}
     if cpus is not None:
         params["cpus_per_task"] = cpus

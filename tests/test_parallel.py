@@ -123,3 +123,57 @@ def test_bad_shard_options_fail_with_one_line(pytester):
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         errors = [line for line in (result.stdout.lines + result.stderr.lines) if "--shard" in line]
         assert len(errors) == 1 and message in errors[0], errors
+
+
+@pytest.mark.slow
+def test_resume_reuses_finished_cells_and_gives_the_full_report(project, serial):
+    report = project / "resumed"
+    code, out = pytest_run(project, "--report-dir", str(report), "-k", "c1")  # "interrupted": only C1 ran
+    assert code in (0, 1), out
+    names = sorted(p.name for p in (report / "cells").glob("*.json"))
+    assert len(names) == 2 and all(n.startswith("C1_") for n in names), names
+    # mark one finished cell: if it is reused, its record comes back as written
+    cell = next((report / "cells").glob("*L1.json"))
+    data = json.loads(cell.read_text())
+    data["record"]["timing_s"] = 12345.0
+    cell.write_text(json.dumps(data))
+    code, out = pytest_run(project, "--report-dir", str(report), "--resume", str(report))
+    assert code in (0, 1), out
+    assert "--resume reused 2 finished cell(s)" in out
+    assert records(report) == records(serial)
+    final = json.loads((report / "results.json").read_text())
+    assert final["run"]["complete"]
+    assert [r["timing_s"] for r in final["records"] if r["claim"] == "C1" and r["layer"] == 1] == [12345.0]
+    for name in REPORT_FILES:
+        assert (report / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_resume_runs_a_cell_again_when_its_key_differs(project):
+    report = project / "resumed"
+    if not (report / "cells").is_dir():
+        pytest.skip("needs the report of test_resume_reuses_finished_cells_and_gives_the_full_report")
+    code, out = pytest_run(project, "--report-dir", str(project / "reseeded"), "--resume", str(report),
+                           "--seed", "1", "-k", "c1 and blocks.1")
+    assert code in (0, 1), out
+    assert "--resume reused 0 finished cell(s)" in out
+
+
+def test_resume_without_cell_records_is_a_usage_error(pytester, tmp_path):
+    result = pytester.runpytest_subprocess("--resume", str(tmp_path), *PLUGIN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no cells/ folder" in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.slow
+def test_submit_with_the_local_executor_merges_the_serial_report(project, serial):
+    out = project / "submitted"
+    done = subprocess.run([sys.executable, "-m", "mcis_claims.cli", "submit", "--shards", "2", "--cluster", "local",
+                           "--timeout-min", "20", "--out", str(out), "--", *args_for(project)],
+                          cwd=project, capture_output=True, text=True, timeout=900)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "merged report" in done.stdout
+    assert records(out) == records(serial)
+    for name in REPORT_FILES:
+        assert (out / name).is_file(), name
+    assert (out / "shard-1" / "results.json").is_file() and any((out / "submitit").iterdir())
