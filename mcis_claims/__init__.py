@@ -15,7 +15,7 @@ _EXPORTS = {
     "resid_pre": ".engine", "optimize_directions": ".optimize",
     "ClaimSpec": ".verdict", "CurveSet": ".report", "claim": ".plugin", "McisError": ".errors",
     "directions": ".directions", "readouts": ".readouts", "stats": ".stats", "secondary": ".secondary", "inside_plateaus": ".cell",
-    "lp_fit": ".lp_fit",
+    "lp_fit": ".lp_fit", "load_results": ".samples",
 }
 
 __all__ = sorted(_EXPORTS)

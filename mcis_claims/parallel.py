@@ -81,6 +81,10 @@ def pytest_addoption(parser):
     group.addoption("--resume", default=None, metavar="DIR",
                     help="reuse the cells already judged in the report directory DIR (its cells/*.json) whose claim, "
                          "model fingerprint, layer, seed and config match; run the others")
+    group.addoption("--log-samples", action="store_true", default=False,
+                    help="also write each cell's per-unit read-outs (paired values as bounds, censoring, document, "
+                         "prompt text, per-base curves) to <report dir>/samples/*.parquet; "
+                         "read them with mcis_claims.load_results(DIR)")
 
 
 def _state(config):
@@ -223,6 +227,22 @@ def pytest_runtest_call(item):
             item.stash[NEW_RECORDS] = new
             for record in new:
                 _write_cell_file(state, item, record)
+                if item.config.getoption("log_samples", False) and record.sample is not None:
+                    _write_samples(state, item, record)
+
+
+def _write_samples(state, item, record) -> None:
+    from .samples import write_samples
+
+    funcargs = getattr(item, "funcargs", {})
+    cell = funcargs.get("cell") or (funcargs["grid"].late if funcargs.get("grid") is not None else None)
+    try:
+        write_samples(state.report.directory, record, cell)
+    except (OSError, ImportError, ValueError) as exc:
+        import warnings
+
+        warnings.warn(f"mcis-claims: could not write the samples of {record.claim} {record.model} {record.site} "
+                      f"({type(exc).__name__}: {exc})", stacklevel=2)
 
 
 def _write_cell_file(state, item, record) -> None:
@@ -295,6 +315,15 @@ def pytest_pyfunc_call(pyfuncitem):
                 shutil.copyfile(origin, target)
         if not target.is_file():
             record.figure = None
+        from .report import _sanitize
+        from .samples import SAMPLES
+
+        name = f"{_sanitize(record.claim)}_{_sanitize(record.model)}_L{record.layer}.parquet"
+        origin, target = source / SAMPLES / name, Path(state.report.directory) / SAMPLES / name
+        if origin.is_file() and origin.resolve() != target.resolve():
+            with contextlib.suppress(OSError):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(origin, target)
     par.reused += 1
     conclude(pyfuncitem, state, record)
     return True

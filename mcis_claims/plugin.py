@@ -506,7 +506,7 @@ def judge(request):
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
             costs_s=dict(costs or {}),
-            plot=plot,
+            plot=plot, sample=getattr(estimate, "sample", None),  # per-unit values, for --log-samples
         )
         conclude(request.node, state, record)
         return decision

@@ -117,6 +117,7 @@ class CellRecord:
     plot: object = None  # callable(record, path) for a claim's own figure (C11, C13); default figures.plot_curves
     # a record rebuilt from results.json (xdist worker, shard, resumed cell) has no curves, only their summary
     frozen_curve_summary: dict | None = None
+    sample: object = None  # the estimate's stats.PairedSample (per-unit bounds), for --log-samples; not in JSON
 
     def __post_init__(self):
         if self.verdict not in VERDICTS + LEGACY_VERDICTS:

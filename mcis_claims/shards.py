@@ -141,9 +141,9 @@ def merge(paths, out) -> Path:
             elif not origin.is_file():
                 record = {**record, "figure": None}
         report.add(record_from_dict(record))
-    for label in labels:  # the per-cell records too: `--resume OUT` works on a merged report
-        for cell in sorted((Path(label) / "cells").glob("*.json")):
-            target = report.directory / "cells" / cell.name
+    for label in labels:  # per-cell records and samples too: `--resume OUT` works on a merged report
+        for cell in sorted([*(Path(label) / "cells").glob("*.json"), *(Path(label) / "samples").glob("*.parquet")]):
+            target = report.directory / cell.parent.name / cell.name
             if cell.resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(cell, target)

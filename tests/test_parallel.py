@@ -177,3 +177,22 @@ def test_submit_with_the_local_executor_merges_the_serial_report(project, serial
     for name in REPORT_FILES:
         assert (out / name).is_file(), name
     assert (out / "shard-1" / "results.json").is_file() and any((out / "submitit").iterdir())
+
+
+@pytest.mark.slow
+def test_log_samples_writes_parquet_that_load_results_reads(project):
+    report = project / "samples-run"
+    code, out = pytest_run(project, "--report-dir", str(report), "--log-samples", "-k", "c1 and blocks.1")
+    assert code in (0, 1), out
+    import mcis_claims
+
+    records, samples = mcis_claims.load_results(report)
+    assert list(records["claim"]) == ["C1"] and records.loc[0, "family"] == 6
+    assert len(samples) == records.loc[0, "n"] == 12
+    assert set(samples.columns) >= {"claim", "model", "layer", "unit", "d_low", "d_high", "d", "censored_a",
+                                    "censored_b", "document", "prompt"}
+    assert (samples["d_low"] <= samples["d_high"]).all()
+    assert samples["prompt"].str.len().gt(0).all()
+    curves = [c for c in samples.columns if c.startswith("curve:")]
+    assert curves and all(len(v) == len(samples.loc[0, "radii:" + c[6:]]) for c in curves
+                          for v in samples[c] if v is not None)
