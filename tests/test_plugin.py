@@ -151,7 +151,7 @@ def test_missing_baseline_file_is_a_usage_error(claims_dir, tiny_model_dir, tmp_
 def test_list_claims_prints_metadata_without_loading_a_model(claims_dir):
     result = claims_dir.runpytest_subprocess("--list-claims", "--models", "not-even-a-model!", *PLUGIN)
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
-    result.stdout.fnmatch_lines(["*2 claims*", "*C1*Plateaus near*", "*C2*Sensitive*"])
+    result.stdout.fnmatch_lines(["*3 claims*", "*C1*Plateaus near*", "*C2*Sensitive*", "*C2b*Cov-random*"])
     assert "SESOI 0.9" in result.stdout.str() and "alpha 0.01" in result.stdout.str()
 
 
