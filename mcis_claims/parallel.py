@@ -45,6 +45,7 @@ class Parallel:
     shard: tuple[int, int] | None = None
     shard_info: dict | None = None
     worker_dir: str | None = None  # the controller's report directory, as the workers write to it
+    latest_base: Path | None = None  # reports/, where `latest` points at the run (no --report-dir)
     resume: dict = field(default_factory=dict)  # key sha256 -> (record dict, source report directory)
     resume_dir: Path | None = None
     reused: int = 0
@@ -360,21 +361,42 @@ def WorkerReport(directory, *, run_meta):  # noqa: N802 - a class built on first
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
-    """The controller opens the report before the workers start: they draw figures into it."""
+    """The controller plans the report directory before the workers start: they draw figures into it.
+
+    Nothing is created here (a session that judges nothing leaves no folder); the report itself
+    is opened at the first record that arrives."""
     config = session.config
     par, state = config.stash.get(PARALLEL, None), _state(config)
     if par is None or state is None or par.role != "controller" or config.option.collectonly:
         return
     from .errors import McisError
+    from .report import _plan_directory
+
+    try:
+        directory, _, par.latest_base = _plan_directory(state.config.report_dir)
+    except McisError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    par.worker_dir = str(directory.absolute())
+
+
+def _controller_report(config, par, state):
+    """The controller's RunReport, in the directory the workers were given (no -2 suffix when they made it)."""
     from .plugin import _run_meta
     from .report import RunReport
 
-    try:
-        state.report = RunReport(state.config.report_dir, run_meta=_run_meta(state, config))
-        state.report._create()
-    except McisError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    par.worker_dir = str(state.report.directory)
+    class _ControllerReport(RunReport):
+        def _create(self) -> None:
+            base, self._latest_base = self._latest_base, None  # the folder may exist: a worker made it
+            try:
+                super()._create()
+            finally:
+                self._latest_base = base  # reports/latest still moves to it at the end
+
+    report_dir = state.config.report_dir if state.config.report_dir is not None else par.worker_dir
+    report = _ControllerReport(report_dir, run_meta=_run_meta(state, config))
+    if state.config.report_dir is None:
+        report._latest_base = par.latest_base
+    return report
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -394,13 +416,17 @@ class Controller:
         if report.when != "call" or not report.user_properties:
             return
         state = _state(self.config)
-        if state is None or state.report is None:
+        par = self.config.stash.get(PARALLEL, None)
+        if state is None or par is None or par.worker_dir is None:
             return
         from .report import record_from_dict
 
         for name, value in report.user_properties:
             if name == RECORD_PROPERTY:
                 record = record_from_dict(json.loads(value))
+                if state.report is None:  # the family each worker counted, before the workers' end
+                    state.family = state.family or ((record.details.get("decision") or {}).get("family") or 0)
+                    state.report = _controller_report(self.config, par, state)
                 state.report.add(record)
                 state.records.append(record)
                 state.judged.add(plain_nodeid(report.nodeid))
@@ -452,11 +478,7 @@ def pytest_sessionfinish(session, exitstatus):
         session.shouldstop = "; ".join(par.crashed)
     if state.report is None:
         return
-    if not state.records:  # nothing judged: leave no empty folder behind, as a serial run does
-        directory = Path(state.report.directory)
-        for sub in (directory / "figures", directory / CELLS, directory):
-            with contextlib.suppress(OSError):
-                sub.rmdir()
+    if not state.records:
         return
     merged = merge_provenance([w["provenance"] for w in par.workers])
     merged["family"] = state.family

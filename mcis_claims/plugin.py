@@ -108,8 +108,8 @@ def pytest_addoption(parser, pluginmanager):
 
 
 # Options with no ini key: one-shot actions, which a setting in pytest.ini would turn into a trap
-# (every run lists and exits; every run rewrites the baseline).
-_NO_INI = {"list_claims", "update_baseline"}
+# (every run lists and exits; every run rewrites the baseline; every run is the same shard).
+_NO_INI = {"list_claims", "update_baseline", "shard"}
 _INI_KEYS: dict[str, tuple[str, object]] = {}  # option dest -> (ini key, the option's argparse Argument)
 
 
