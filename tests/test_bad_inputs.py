@@ -262,8 +262,9 @@ def test_an_interrupted_run_says_complete_false_and_is_refused_as_a_baseline(cla
     data = json.loads((report / "results.json").read_text())
     assert data["run"]["complete"] is False and data["run"]["stopped"] == "interrupted"
     assert [r["claim"] for r in data["records"]] == ["C1"]
-    [missing] = data["run"]["not_judged"]
-    assert "test_c2" in missing["cell"] and missing["why"] == "not run: the run stopped first"
+    missing = data["run"]["not_judged"]  # the C2 file's two cells: C2 and C2b
+    assert len(missing) == 2, missing
+    assert all("test_c2" in m["cell"] and m["why"] == "not run: the run stopped first" for m in missing)
     assert "**INCOMPLETE**" in (report / "summary.md").read_text()
     assert "INCOMPLETE (complete: false)" in (report / "report.html").read_text()
     the_line(result, f"report: {report}* (INCOMPLETE: complete: false)")
