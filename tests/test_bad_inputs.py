@@ -278,7 +278,7 @@ def test_an_interrupted_run_says_complete_false_and_is_refused_as_a_baseline(cla
     update = run(claims, "--models", str(tiny_model_dir), *SMALL, C1, C2, "--baseline", str(written),
                  "--update-baseline")
     assert update.ret == pytest.ExitCode.INTERRUPTED and not written.exists()
-    the_line(update, f"mcis-claims baseline: this run is incomplete (1 cell(s) not judged; interrupted): "
+    the_line(update, f"mcis-claims baseline: this run is incomplete (2 cell(s) not judged; interrupted): "
                      f"not compared with {written} nor written to it")
 
 
