@@ -56,6 +56,15 @@ def tiny_gpt2(n_layers=3, d_model=64, seed=0):
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved tiny Llama (3 layers, d 32, 64 positions) with a character tokenizer: a `--models DIR`."""
+    directory = tmp_path_factory.mktemp("tiny-llama-model")
+    tiny_llama(n_layers=3, d_model=32).save_pretrained(directory)
+    char_tokenizer(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory):
     return char_tokenizer(tmp_path_factory.mktemp("char-tokenizer"))
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import char_tokenizer, tiny_llama
 from mcis_claims import assets
 from mcis_claims import sae as saes
 from mcis_claims.errors import EXIT_INPUT_ERROR
@@ -27,14 +26,6 @@ C1, C2, C10 = "test_c1_plateaus.py", "test_c2_sensitive_directions.py", "test_c1
 D_MODEL = 32
 # where `mcis-claims fetch` put the embedded GGUF; read now, since pytester moves HOME
 EMBEDDED_GGUF = assets.cache_dir() / "assets" / assets.SMOLLM2_GGUF.sha256[:16] / assets.SMOLLM2_GGUF.filename
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-llama-model")
-    tiny_llama(n_layers=3, d_model=D_MODEL).save_pretrained(directory)  # 64 positions
-    char_tokenizer(directory)
-    return directory
 
 
 @pytest.fixture

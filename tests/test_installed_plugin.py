@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import char_tokenizer, tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--n-prompts", "12", "--n-directions", "1"]
@@ -49,14 +48,6 @@ def test_t1_holds(cell, judge):
 def test_t2_reversed_at_layer_2(cell, judge):
     judge(_estimate(FLIPS, 2.0 if cell.layer == 2 else 0.5, cell.layer))
 '''
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-llama-model")
-    tiny_llama(n_layers=3, d_model=32).save_pretrained(directory)
-    char_tokenizer(directory)
-    return directory
 
 
 @pytest.fixture

@@ -6,19 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import char_tokenizer, tiny_llama
 
 CLAIMS = Path(__file__).resolve().parents[1] / "claims"
 PLUGIN = ["-p", "mcis_claims.plugin", "-p", "no:cacheprovider"]  # no conftest in the pytester dir
 SMALL = ["--corpus", "pydoc", "--n-prompts", "12", "--n-directions", "1", "--layers", "1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-llama-model")
-    tiny_llama(n_layers=3, d_model=32).save_pretrained(directory)
-    char_tokenizer(directory)
-    return directory
 
 
 @pytest.fixture
