@@ -5,7 +5,8 @@ one row per unit of analysis (a base prompt) with the paired value the verdict w
 as bounds (`d_low <= d <= d_high`; a censored arm leaves one end infinite: `censored_a` means the
 claim's arm A never crossed the threshold, so d is only a lower bound), `d` (the point used for
 figures: the bound where one end is open, NaN where both are), whether d is a log ratio, the
-unit's corpus document and, when the units are the cell's base prompts, the prompt window's
+unit's corpus document, the two arms d was made of (`arm_a`, `arm_b`: d = log(arm_a / arm_b) or
+arm_a - arm_b; a censored arm at its bound) and, when the units are the cell's base prompts, the prompt window's
 text. Then one column per curve set the claim drew (`curve:<kind>`), holding that base's read-out
 at every radius of `radii:<kind>` (a list per row), e.g. its median KL over directions.
 
@@ -34,6 +35,9 @@ def sample_frame(record, cell=None):
         "d_low": low, "d_high": high, "d": np.asarray(sample.point, dtype=float),
         "censored_a": np.isposinf(high), "censored_b": np.isneginf(low), "log_scale": bool(sample.log_scale),
     })
+    for column, arm in (("arm_a", sample.arm_a), ("arm_b", sample.arm_b)):
+        if arm is not None and len(arm) == n:
+            frame[column] = np.asarray(arm, dtype=float)
     if sample.documents is not None and len(sample.documents) == n:
         frame["document"] = np.asarray(sample.documents).astype("int64")
     prompts = None

@@ -65,6 +65,8 @@ class PairedSample:
     censored: dict  # arm -> fraction of units whose value is only a lower bound
     documents: np.ndarray | None = None  # the document each unit came from, when known
     n_documents: int | None = None
+    arm_a: np.ndarray | None = None  # each unit's arm A and arm B values (a censored arm at its bound),
+    arm_b: np.ndarray | None = None  # kept so --log-samples can show what d was made of
 
     @property
     def n(self) -> int:
@@ -280,7 +282,7 @@ def paired_log_ratio(a, b, *, alternative="greater", confidence_level=0.95, n_re
                                                censored_b, documents, positive=True)
     low = np.where(cb, -np.inf, np.log(a) - np.log(b))
     high = np.where(ca, np.inf, np.log(a) - np.log(b))
-    sample = _sample(low, high, True, ca, cb, docs)
+    sample = _sample(low, high, True, ca, cb, docs, a, b)
     return _paired_estimate(sample, "median_ratio", 1.0, alternative, confidence_level, n_resamples,
                             random_state, n_dropped, None if sesoi is None else _log_sesoi(sesoi))
 
@@ -298,7 +300,7 @@ def paired_difference(a, b, *, alternative="greater", confidence_level=0.95, n_r
                                                censored_b, documents, positive=False)
     low = np.where(cb, -np.inf, a - b)
     high = np.where(ca, np.inf, a - b)
-    sample = _sample(low, high, False, ca, cb, docs)
+    sample = _sample(low, high, False, ca, cb, docs, a, b)
     return _paired_estimate(sample, "median_difference", 0.0, alternative, confidence_level, n_resamples,
                             random_state, n_dropped, sesoi)
 
@@ -309,11 +311,11 @@ def _log_sesoi(sesoi) -> float:
     return math.log(sesoi)
 
 
-def _sample(low, high, log_scale, ca, cb, docs) -> PairedSample:
+def _sample(low, high, log_scale, ca, cb, docs, a=None, b=None) -> PairedSample:
     n_docs = None if docs is None else int(np.unique(docs).size)
     return PairedSample(low=low, high=high, log_scale=log_scale,
                         censored={"a": float(np.mean(ca)), "b": float(np.mean(cb))},
-                        documents=docs, n_documents=n_docs)
+                        documents=docs, n_documents=n_docs, arm_a=a, arm_b=b)
 
 
 def required_n(sample: PairedSample, *, sesoi: float, alpha: float, power: float = 0.8,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import char_tokenizer, tiny_llama
@@ -108,7 +109,8 @@ def test_merge_refuses_shards_of_other_runs_and_missing_ones(project):
     assert "shard 2/2 is missing" in _merge_error(project, project / "shard-1")
     assert "given twice" in _merge_error(project, project / "shard-1", project / "shard-1")
     for field, change in (("seed", lambda run: run.update(seed=1)),
-                          ("versions", lambda run: run["versions"].update(torch="0.0"))):
+                          ("versions", lambda run: run["versions"].update(torch="0.0")),
+                          ("versions", lambda run: run["versions"].update(git_sha="0" * 40))):  # other code
         other = project / f"other-{field}"
         shutil.copytree(project / "shard-2", other, dirs_exist_ok=True)
         data = json.loads((other / "results.json").read_text())
@@ -190,8 +192,11 @@ def test_log_samples_writes_parquet_that_load_results_reads(project):
     assert list(records["claim"]) == ["C1"] and records.loc[0, "family"] == 6
     assert len(samples) == records.loc[0, "n"] == 12
     assert set(samples.columns) >= {"claim", "model", "layer", "unit", "d_low", "d_high", "d", "censored_a",
-                                    "censored_b", "document", "prompt"}
+                                    "censored_b", "document", "prompt", "arm_a", "arm_b"}
     assert (samples["d_low"] <= samples["d_high"]).all()
+    # d is made of the two arms: log(A / B) where both were observed
+    both = ~(samples["censored_a"] | samples["censored_b"])
+    assert np.allclose(samples.loc[both, "d"], np.log(samples.loc[both, "arm_a"] / samples.loc[both, "arm_b"]))
     assert samples["prompt"].str.len().gt(0).all()
     curves = [c for c in samples.columns if c.startswith("curve:")]
     assert curves and all(len(v) == len(samples.loc[0, "radii:" + c[6:]]) for c in curves
