@@ -90,8 +90,11 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--corpus", default=None, help="lee (default), pydoc, a text file or folder, or hf:<dataset>[:split[:column]]")
     group.addoption("--prompt-length", type=int, default=None, help="tokens per prompt (default 10, as published)")
     group.addoption("--profile", default=None, choices=sorted(PROFILES), help="run size: smoke (not comparable), default (default), full")
+    group.addoption("--claims", default=None, metavar="IDS",
+                    help="run only these claims, by exact id: C1,C2b (case-insensitive; -m C1 does the same for one "
+                         "id, while -k C1 is a substring match and also selects C10a, C12, ...)")
     group.addoption("--list-claims", action="store_true", default=False,
-                    help="list the claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
+                    help="list the selected claims (id, statement, null hypothesis, statistic, SESOI, alpha) and exit")
     group.addoption("--sae", default=None, metavar="DIR",
                     help="a SAELens-format SAE (cfg.json + sae_weights.safetensors) for C10, or DIR1,DIR2 for "
                          "two L0s; default: the project's trained SAEs, cached")
@@ -357,15 +360,63 @@ def pytest_collection_modifyitems(session, config, items):
     collected = sum(1 for item in items if item.get_closest_marker("claim"))
     # a baseline's grid wins: a run judged against it uses the level its verdicts were recorded at
     state.family = state.baseline_family or collected
-    if config.getoption("list_claims", False):
-        _list_claims(config, items)
-        items[:] = []
+    _mark_claim_ids(config, items)
+    _select_claims(config, items)
+
+
+def claim_id(item) -> str | None:
+    marker = item.get_closest_marker("claim")
+    return marker.args[0].id if marker is not None and marker.args else None
+
+
+def claim_sort_key(claim: str) -> tuple:
+    """C2 < C4b < C10a < C12: by number, then suffix (a plain string sort puts C12 before C4b)."""
+    match = re.fullmatch(r"([A-Za-z]*)(\d+)(.*)", claim)
+    return (match.group(1), int(match.group(2)), match.group(3)) if match else (claim, 0, "")
+
+
+def _mark_claim_ids(config, items) -> None:
+    """Each claim cell also carries a marker named by its id, so `-m C1` selects C1 alone.
+
+    The id markers are registered here, once the catalogue is collected, so --strict-markers accepts them."""
+    ids = sorted({c for item in items if (c := claim_id(item))}, key=claim_sort_key)
+    for claim in ids:
+        if claim.isidentifier():
+            config.addinivalue_line("markers", f"{claim}: the cells of claim {claim} (select with -m {claim})")
+    for item in items:
+        claim = claim_id(item)
+        if claim and claim.isidentifier():
+            item.add_marker(claim)
+
+
+def _select_claims(config, items) -> None:
+    """--claims C1,C2b: keep those claims' cells (exact ids, any case); an unknown id is one usage line."""
+    wanted = config.getoption("claims", None)
+    if not wanted:
+        return
+    known = {c.lower(): c for item in items if (c := claim_id(item))}
+    asked = [w.strip() for w in str(wanted).split(",") if w.strip()]
+    unknown = [w for w in asked if w.lower() not in known]
+    if not asked or unknown:
+        listed = ", ".join(sorted(known.values(), key=claim_sort_key))
+        raise pytest.UsageError(f"--claims {wanted}: {'no id given' if not asked else 'no claim ' + ', '.join(unknown)} "
+                                f"in the collected files; the ids are {listed}")
+    keep = {known[w.lower()] for w in asked}
+    selected = [item for item in items if claim_id(item) in keep]
+    deselected = [item for item in items if claim_id(item) not in keep]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 def pytest_collection_finish(session):
     """The grid is known once -k/-m deselection is done: size the family, open the report."""
     config = session.config
     state = config.stash[STATE]
+    if config.getoption("list_claims", False):  # after -k/-m/--claims: list what is selected, run nothing
+        _list_claims(config, session.items)
+        session.items[:] = []
+        return
     cells = [item for item in session.items if item.get_closest_marker("claim")]
     state.n_cells = len(cells)
     state.cell_ids = [item.nodeid for item in cells]
@@ -401,8 +452,8 @@ def _list_claims(config, items) -> None:
     table = Table(title=f"{len(specs)} claims", show_lines=True)
     for column, ratio in (("id", 1), ("claim (H1) and source", 5), ("H0 and statistic", 4), ("judged on", 2)):
         table.add_column(column, overflow="fold", ratio=ratio)
-    for claim_id in sorted(specs, key=lambda c: (len(c), c)):
-        spec, path = specs[claim_id]
+    for key in sorted(specs, key=claim_sort_key):
+        spec, path = specs[key]
         table.add_row(
             spec.id,
             f"[bold]{spec.title}[/]\n{spec.statement}\n[dim]{spec.source} ({path})[/]",

@@ -146,6 +146,33 @@ def test_list_claims_prints_metadata_without_loading_a_model(claims_dir):
     assert "SESOI 0.9" in result.stdout.str() and "alpha 0.01" in result.stdout.str()
 
 
+def test_claims_are_selected_by_exact_id(claims_dir, tiny_model_dir):
+    base = ["--models", str(tiny_model_dir), "--layers", "1", "--collect-only", "-q", *PLUGIN]
+
+    def collected(*args):
+        result = claims_dir.runpytest_subprocess(*base, *args)
+        return sorted(line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::" in line)
+
+    assert collected("--claims", "c2b") == ["test_c2b_cov_random_vs_isotropic"]
+    assert collected("--claims", "C1,C2") == ["test_c1_plateaus", "test_c2_sensitive_directions"]
+    assert collected("-m", "C2") == ["test_c2_sensitive_directions"]  # a marker per id: C2b is not C2
+    assert len(collected("-k", "c2")) == 2  # while -k is a substring match
+    bad = claims_dir.runpytest_subprocess(*base, "--claims", "C1,C99")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in bad.stderr.lines if "C99" in line]
+    assert len(lines) == 1 and "the ids are C1, C2, C2b" in lines[0], bad.stderr.str()
+
+
+def test_list_claims_honours_the_selection_and_sorts_by_number(claims_dir):
+    shutil.copy(CLAIMS / "test_c12_training_makes_regions.py", claims_dir.path)
+    shutil.copy(CLAIMS / "test_c4_depth.py", claims_dir.path)
+    every = claims_dir.runpytest_subprocess("--list-claims", *PLUGIN).stdout.str()
+    order = [every.index(f"│ {c} ") for c in ("C1", "C2", "C2b", "C4", "C12", "C12b")]
+    assert order == sorted(order), every  # C4 before C12: by number, not as strings
+    chosen = claims_dir.runpytest_subprocess("--list-claims", "-k", "c2", *PLUGIN).stdout.str()
+    assert "2 claims" in chosen and "│ C1 " not in chosen and "│ C12 " not in chosen, chosen
+
+
 def test_sae_claims_are_collected_only_where_an_sae_is(pytester, tiny_model_dir, tmp_path):
     shutil.copy(CLAIMS / "test_c10_sae_features.py", pytester.path / "test_c10_sae_features.py")
     base = ["--models", str(tiny_model_dir), "--layers", "0,1,2", "--collect-only", "-q", *PLUGIN]
