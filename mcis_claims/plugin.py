@@ -29,6 +29,7 @@ import pytest
 from .config import EMBEDDED, PROFILES, RunConfig, make_config
 from .errors import EXIT_INPUT_ERROR, McisError
 from .parallel import plain_nodeid
+from .reproduce import invocation, invocation_nodeid, reproduce_command
 from .sites import select_layers, site_name
 
 if TYPE_CHECKING:
@@ -107,12 +108,16 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--device", default=None,
                     help="where the models run: cpu (default), cuda, cuda:<index> or auto (CUDA when available)")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
+    group.addoption("--family", type=int, default=None, metavar="M",
+                    help="judge at a family of M cells instead of the collected grid's count (each record's "
+                         "reproduce line sets it, so one cell rerun alone gets its verdict back)")
     _add_ini_keys(parser, group)
 
 
 # Options with no ini key: one-shot actions, which a setting in pytest.ini would turn into a trap
-# (every run lists and exits; every run rewrites the baseline; every run is the same shard).
-_NO_INI = {"list_claims", "update_baseline", "shard"}
+# (every run lists and exits; every run rewrites the baseline; every run is the same shard; every
+# run is judged at one family, whatever its grid).
+_NO_INI = {"list_claims", "update_baseline", "shard", "family"}
 _INI_KEYS: dict[str, tuple[str, object]] = {}  # option dest -> (ini key, the option's argparse Argument)
 
 
@@ -193,6 +198,14 @@ def pytest_configure(config):
         expectations, family = recorded.expectations, int(recorded.meta.get("family") or 0)
     else:
         expectations, family = None, 0
+    forced = getattr(opt, "family", None)
+    if forced is not None:
+        if forced < 1:
+            raise pytest.UsageError(f"--family {forced}: the family is a number of claim cells, at least 1")
+        if family and forced != family:
+            raise pytest.UsageError(f"--family {forced} disagrees with the baseline's family M={family}; a run "
+                                    f"judged against {baseline} uses the baseline's; drop --family")
+        family = forced
     config.stash[STATE] = RunState(config=run, expectations=expectations,
                                    baseline_family=family)
     _keep_whole_grid_under_lf(config)
@@ -434,7 +447,8 @@ def pytest_report_collectionfinish(config, start_path, items):
     state = config.stash.get(STATE, None)
     if state is None or not state.family or config.getoption("list_claims", False):
         return None
-    source = "the baseline's grid" if state.baseline_family else "claim cells collected, before -k/-m"
+    source = ("--family" if config.getoption("family", None) else "the baseline's grid" if state.baseline_family
+              else "claim cells collected, before -k/-m")
     running = sum(1 for item in items if item.get_closest_marker("claim"))
     return (f"mcis-claims: family M={state.family} ({source}); each verdict's interval at 1 - 2 alpha/M, "
             f"sign-test p_adj = min(1, M p); {running} cell(s) run")
@@ -553,7 +567,7 @@ def judge(request):
                          "other_tests": decision.other_tests},
                      "multiplicity": f"Bonferroni over a family of {decision.family} claim cells "
                                      "(the collected grid before -k/-m, or the baseline's)",
-                     "reproduce": f"pytest '{plain_nodeid(request.node.nodeid)}' --seed={state.config.seed}"},
+                     "reproduce": reproduce_command(invocation_nodeid(request.node), state.config, decision.family)},
             timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
             costs_s=dict(costs or {}),
@@ -781,6 +795,6 @@ def _run_meta(state: RunState, config) -> dict:
         "seed": state.config.seed,
         "config": state.config.to_meta(),
         "versions": environment(),
-        "command": " ".join(["pytest", *config.invocation_params.args]),
+        "command": invocation(config.invocation_params.args),
         "family": state.family,
     }

@@ -201,3 +201,18 @@ def test_log_samples_writes_parquet_that_load_results_reads(project):
     curves = [c for c in samples.columns if c.startswith("curve:")]
     assert curves and all(len(v) == len(samples.loc[0, "radii:" + c[6:]]) for c in curves
                           for v in samples[c] if v is not None)
+
+
+def test_a_records_reproduce_line_reruns_that_cell_to_the_same_record(project, serial):
+    import shlex
+
+    [original] = [r for r in records(serial) if r["claim"] == "C2b" and r["layer"] == 2]
+    line = original["details"]["reproduce"]
+    assert "--n-prompts 12" in line and "--corpus pydoc" in line and "--family 6" in line, line
+    report = project / "reproduced"
+    result = subprocess.run([sys.executable, "-m", *shlex.split(line), *PLUGIN, "--report-dir", str(report)],
+                            cwd=project, capture_output=True, text=True, timeout=600)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert records(report) == [original]  # the same numbers, p values, family and verdict
+    command = json.loads((serial / "results.json").read_text())["run"]["command"]
+    assert shlex.split(command)[1:4] == ["claims", "--models", str(project / "tiny")]  # quoted: splits back
