@@ -19,6 +19,7 @@ from .activations import SiteStats, fit_site
 from .config import RunConfig
 from .models import LoadedModel, load_model
 from .parity import ParityCheck, check_site
+from .progress import progress_bar, stage
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
 from .readouts import Crossing, median_crossing, plateau_end_index, radius_at_threshold
 from .sites import site_name
@@ -94,7 +95,6 @@ class Workspace:
     """Run-wide caches: models, prompts, site fits, sweeps. One per pytest session."""
 
     config: RunConfig
-    progress: object = None  # callable(description, total) -> advance(n) context, set by the plugin
     _models: dict = field(default_factory=dict)
     _corpus: Corpus | None = None
     _prompts: dict = field(default_factory=dict)
@@ -105,7 +105,8 @@ class Workspace:
 
     def model(self, name: str) -> LoadedModel:
         if name not in self._models:
-            self._models[name] = load_model(name, device=self.config.device)
+            with stage(f"load {name}"):
+                self._models[name] = load_model(name, device=self.config.device)
         return self._models[name]
 
     def corpus(self) -> Corpus:
@@ -118,12 +119,13 @@ class Workspace:
         if name not in self._prompts:
             model = self.model(name)
             cfg = self.config
-            self._prompts[name] = sample_prompts(
-                self.corpus(), model.tokenizer, cfg.n_prompts + cfg.n_fit, length=cfg.prompt_length,
-                seed=cfg.cell_seed("prompts"), prepend_bos=model.prepend_bos,
-                requested_as=f"--n-prompts {cfg.n_prompts} + --n-fit {cfg.n_fit}",
-                one_per_document=cfg.n_prompts,  # bases from distinct documents: independent units
-            )
+            with stage(f"sample {cfg.n_prompts + cfg.n_fit} prompt windows from {cfg.corpus}"):
+                self._prompts[name] = sample_prompts(
+                    self.corpus(), model.tokenizer, cfg.n_prompts + cfg.n_fit, length=cfg.prompt_length,
+                    seed=cfg.cell_seed("prompts"), prepend_bos=model.prepend_bos,
+                    requested_as=f"--n-prompts {cfg.n_prompts} + --n-fit {cfg.n_fit}",
+                    one_per_document=cfg.n_prompts,  # bases from distinct documents: independent units
+                )
         return self._prompts[name]
 
     def bases(self, name: str) -> PromptSet:
@@ -134,7 +136,8 @@ class Workspace:
         if key not in self._stats:
             pool = self.prompt_pool(name)
             fit = pool.subset(np.arange(self.config.n_prompts, len(pool)))
-            self._stats[key] = fit_site(self.model(name), layer, fit.tokens)
+            with stage(f"fit {name} {site_name(layer)} on {len(fit)} activations"):
+                self._stats[key] = fit_site(self.model(name), layer, fit.tokens)
         return self._stats[key]
 
     def check_parity(self, name: str, layer: int) -> ParityCheck:
@@ -142,7 +145,9 @@ class Workspace:
         key = (name, layer)
         if key not in self._parity:
             generator = torch.Generator().manual_seed(self.config.cell_seed(name, layer, "parity"))
-            self._parity[key] = check_site(self.model(name), layer, self.bases(name).tokens, generator)
+            model, tokens = self.model(name), self.bases(name).tokens
+            with stage(f"parity check {name} {site_name(layer)} (engine vs full forwards)"):
+                self._parity[key] = check_site(model, layer, tokens, generator)
         self._parity[key].raise_if_failed()
         return self._parity[key]
 
@@ -289,11 +294,7 @@ class ClaimCell:
         return self.prompts.document
 
     def _progress(self, label: str, total: int):
-        if self.workspace.progress is None:
-            from contextlib import nullcontext
-
-            return nullcontext(None)
-        return self.workspace.progress(label, total)
+        return progress_bar(f"sweep {label}", total, "rows")
 
 
 @dataclass

@@ -172,7 +172,10 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
             m1 = min(M, m0 + per_prompt)
             # row 0 of every prompt is the clean activation, through the same code path
             h = torch.cat([base[p0:p1, None], points[p0:p1, m0:m1]], dim=1)
-            chunk = _forward_rows(stack, layer, h, prefix, track_mlp, freeze_mlp)
+            # progress advances block by block: a chunk can hold most of a sweep's rows
+            share = (p1 - p0) * (m1 - m0) / (stack.n_layers - layer + 1)
+            chunk = _forward_rows(stack, layer, h, prefix, track_mlp, freeze_mlp,
+                                  on_block=None if progress is None else (lambda: progress(share)))
             for k in row_parts:
                 if chunk[k] is not None:
                     row_parts[k].append(chunk[k])
@@ -181,7 +184,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
                 final_norms.append(chunk["final_norm"])
                 entropies.append(chunk["entropy"])
             if progress is not None:
-                progress((p1 - p0) * (m1 - m0))
+                progress(share)  # the read-outs
         for k in outs:
             if row_parts[k]:
                 outs[k].append(torch.cat(row_parts[k], dim=1))
@@ -203,7 +206,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
 
 
 def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp: bool,
-                  freeze_mlp: bool = False) -> dict:
+                  freeze_mlp: bool = False, on_block=None) -> dict:
     """Blocks layer..N-1 for rows h (n, 1 + m, d); row 0 is clean. Read-outs for rows 1..m.
 
     freeze_mlp: every block's MLP nonlinearity frozen at row 0's values (the clean row is in the batch).
@@ -220,6 +223,8 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
                              f"MLP sign flips cannot be counted on this model")
         if track_mlp:
             flips.append(((pre[:, 1:] > 0) != (pre[:, :1] > 0)).sum(-1, dtype=torch.int32))
+        if on_block is not None:
+            on_block()
     normed = stack.final_normed(h)
     logits = stack.final_residual_to_logits(h)
     # float64 softmax: in fp32 the two log-sum-exps round differently and leave ~1e-7

@@ -492,7 +492,7 @@ class _Provenance:
     """Stands in for the controller's Workspace (never built there: no torch import) at the report's end."""
 
     def __init__(self, merged: dict):
-        self.merged, self.progress = merged, None
+        self.merged = merged
 
     def provenance(self) -> dict:
         return self.merged

@@ -43,7 +43,6 @@ VERDICT = pytest.StashKey[str]()
 class RunState:
     config: RunConfig
     _workspace: Workspace | None = None  # built on first use (see `workspace`)
-    progress: object = None  # the progress-bar factory, handed to the workspace
     started: float = field(default_factory=time.time)
     report: object = None
     n_cells: int = 0  # claim cells that run (after -k/-m)
@@ -70,7 +69,7 @@ class RunState:
         if self._workspace is None:
             from .cell import Workspace
 
-            self._workspace = Workspace(self.config, progress=self.progress)
+            self._workspace = Workspace(self.config)
         return self._workspace
 
 
@@ -626,24 +625,27 @@ def junit_properties(record) -> list[tuple[str, object]]:
 
 
 def pytest_sessionstart(session):
-    state = session.config.stash[STATE]
-    capture = session.config.pluginmanager.getplugin("capturemanager")
-    state.progress = _progress_factory(capture)
-    if state._workspace is not None:
-        state._workspace.progress = state.progress
+    """Progress goes to pytest's terminal, with capture suspended while a bar is shown (progress.py);
+    not when the terminal is not a tty, and not under -q -q."""
+    from . import progress
+
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if reporter is None or not reporter.isatty or config.get_verbosity() <= -2 or _is_xdist_worker(config):
+        progress.bind(None)
+        return
+    progress.bind(reporter._tw, around=capture.global_and_fixture_disabled if capture is not None else None)
 
 
-def _progress_factory(capture):
-    """Rich progress bars for long sweeps, drawn outside pytest's output capture."""
-    from .progress import progress_bar
+def _is_xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
 
-    @contextmanager
-    def progress(label: str, total: int):
-        around = capture.global_and_fixture_disabled() if capture is not None else None
-        with progress_bar(f"sweep {label}", total, "rows", around=around) as advance:
-            yield advance
 
-    return progress
+def pytest_unconfigure(config):
+    from . import progress
+
+    progress.bind(None)
 
 
 @pytest.hookimpl(hookwrapper=True)
