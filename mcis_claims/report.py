@@ -118,6 +118,7 @@ class CellRecord:
     # a record rebuilt from results.json (xdist worker, shard, resumed cell) has no curves, only their summary
     frozen_curve_summary: dict | None = None
     sample: object = None  # the estimate's stats.PairedSample (per-unit bounds), for --log-samples; not in JSON
+    unit_figure: str | None = None  # the per-unit values' PNG (the tested quantity), relative to the report
 
     def __post_init__(self):
         if self.verdict not in VERDICTS + LEGACY_VERDICTS:
@@ -150,7 +151,8 @@ class CellRecord:
             "sesoi": self.spec.get("sesoi"), "alpha": self.spec.get("alpha"),
             "spec": self.spec, "details": self.details,
             "curve_ylabel": self.curve_ylabel, "curve_summary": self.curve_summary(),
-            "figure": self.figure, "timing_s": self.timing_s, "costs_s": self.costs_s,
+            "figure": self.figure, "unit_figure": self.unit_figure, "timing_s": self.timing_s,
+            "costs_s": self.costs_s,
         })
 
 
@@ -169,6 +171,7 @@ def record_from_dict(data: dict) -> CellRecord:
         p_adjusted=data.get("p_adjusted"), verdict=data["verdict"], reason=data.get("reason", ""), spec=spec,
         details=data.get("details") or {}, timing_s=data.get("timing_s"),
         curve_ylabel=data.get("curve_ylabel", "KL(clean || perturbed) [nats]"), figure=data.get("figure"),
+        unit_figure=data.get("unit_figure"),
         costs_s=data.get("costs_s") or {}, frozen_curve_summary=data.get("curve_summary") or {})
 
 
@@ -255,10 +258,13 @@ class RunReport:
         self._write_json(warn=False)
         data = self._document()
         forest = self._draw_forest(data["records"])
+        depth = self._draw_depth(data["records"])
+        from .report_html import render_html
+
         try:
             _atomic_write(self._directory / SUMMARY, render_summary(data, forest=forest).encode())
             _atomic_write(self._directory / HTML_REPORT,
-                          _render_html(data, self._directory, forest=forest).encode())
+                          render_html(data, self._directory, forest=forest, depth=depth).encode())
         except OSError as exc:
             raise _unwritable(self._directory, exc) from None
         if self._latest_base is not None:
@@ -312,6 +318,8 @@ class RunReport:
                           "results are kept in memory and written again at the end of the run", stacklevel=3)
 
     def _draw(self, record: CellRecord) -> None:
+        if record.sample is not None and record.unit_figure is None:
+            self._draw_units(record)
         if not record.curves and record.plot is None:
             return
         name = self._figure_name(record)
@@ -324,6 +332,35 @@ class RunReport:
                           f"{type(exc).__name__}: {exc}", stacklevel=3)
             return
         record.figure = f"{FIGURES}/{name}"
+
+    def _draw_units(self, record: CellRecord) -> None:
+        name = self._figure_name(record).replace(".png", "_units.png")
+        try:
+            from .figures import plot_units
+
+            plot_units(record, self._directory / FIGURES / name)
+        except Exception as exc:  # a nicety, as the curves
+            warnings.warn(f"mcis-claims: no per-unit figure for {record.claim} {record.model} {record.site}: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=3)
+            return
+        record.unit_figure = f"{FIGURES}/{name}"
+
+    def _draw_depth(self, records: list[dict]) -> dict[str, str]:
+        """figures/depth_<claim>.png for each claim with two or more layers on a model: {claim: path}."""
+        by_claim: dict[str, list[dict]] = {}
+        for r in records:
+            by_claim.setdefault(r["claim"], []).append(r)
+        drawn = {}
+        for claim, rows in by_claim.items():
+            relative = f"{FIGURES}/depth_{_sanitize(claim)}.png"
+            try:
+                from .figures import plot_depth
+
+                if plot_depth(claim, rows, self._directory / relative):
+                    drawn[claim] = relative
+            except Exception as exc:
+                warnings.warn(f"mcis-claims: no depth figure for {claim}: {type(exc).__name__}: {exc}", stacklevel=3)
+        return drawn
 
     def _draw_forest(self, records: list[dict]) -> str | None:
         """figures/forest.png over every cell; its relative path, or None if there is nothing to draw."""
@@ -678,59 +715,6 @@ def _md_cell(value) -> str:
     return str(value if value is not None else "—").replace("|", "\\|").replace("\n", " ")
 
 
-def _render_html(data: dict, directory: Path, *, forest: str | None = None) -> str:
-    """One self-contained page: the summary's content with figures as data URIs, no scripts."""
-    run, records = data["run"], data["records"]
-    esc = html.escape
-    overview = ""
-    if forest and (directory / forest).is_file():
-        encoded = base64.b64encode((directory / forest).read_bytes()).decode()
-        overview = f"<figure><img alt='{esc(forest)}' src='data:image/png;base64,{encoded}'></figure>"
-    rows = []
-    for r in records:
-        rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in (
-            r["claim"], r["model"], r["layer"], r.get("n"),
-            f"{r['effect'].get('name', '')} {_effect_str(r['effect'])}",
-            _fmt_p(r.get("p_value")), _fmt_p(r.get("p_adjusted"))))
-            + f"<td class='{esc(r['verdict'])}'>{esc(r['verdict'])}</td></tr>")
-    sections = []
-    for r in records:
-        image = ""
-        if r.get("figure") and (directory / r["figure"]).is_file():
-            encoded = base64.b64encode((directory / r["figure"]).read_bytes()).decode()
-            image = f"<img alt='{esc(r['figure'])}' src='data:image/png;base64,{encoded}'>"
-        details = esc(json.dumps({"spec": r.get("spec"), "details": r.get("details")}, indent=2))
-        sections.append(
-            f"<section><h2>{esc(r['claim'])} {esc(r['model'])} {esc(str(r.get('site', '')))} — "
-            f"<span class='{esc(r['verdict'])}'>{esc(r['verdict'])}</span></h2>"
-            f"<p>{esc(r.get('reason') or '')}</p>{image}"
-            f"<details><summary>spec and details</summary><pre>{details}</pre></details></section>")
-    meta = esc(json.dumps({k: v for k, v in run.items() if k != "prompts"}, indent=2))
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mcis-claims report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #d0d7de; padding: 4px 8px; }}
-th {{ background: #f6f8fa; }} img {{ max-width: 100%; }} pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; }}
-.supported {{ color: #1a7f37; font-weight: bold; }} .refuted, .negligible {{ color: #cf222e; font-weight: bold; }} .reversed {{ color: #8250df; font-weight: bold; }}
-.inconclusive {{ color: #9a6700; font-weight: bold; }}
-</style></head><body>
-<h1>mcis-claims report</h1>
-<p>seed {esc(str(run.get('seed')))} · wall time {esc(_fmt_seconds(run.get('wall_time_s')))} ·
-finished {esc(str(run.get('finished')))} · results_hash <code>{esc(str(data.get('results_hash')))}</code></p>
-{f"<p class='refuted'>INCOMPLETE (complete: false): {esc(incomplete_line(run))}</p>" if run.get("complete") is False else ""}
-<table><tr><th>claim</th><th>model</th><th>layer</th><th>n</th><th>effect [CI]</th><th>p</th><th>p_adj</th>
-<th>verdict</th></tr>
-{chr(10).join(rows)}
-</table>
-{_models_matrix_html(records)}
-{overview}
-{chr(10).join(sections)}
-<details><summary>run metadata</summary><pre>{meta}</pre></details>
-</body></html>
-"""
-
-
 def models_matrix(records) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Claims x models: (model names, [(claim and layer, one "verdict effect [CI]" per model)]).
 
@@ -758,14 +742,3 @@ def render_models_matrix(records) -> list[str]:
              "|---|" + "---|" * len(models)]
     lines += ["| " + " | ".join(_md_cell(c) for c in (label, *cells)) + " |" for label, cells in rows]
     return lines + [""]
-
-
-def _models_matrix_html(records) -> str:
-    models, rows = models_matrix(records)
-    if not rows:
-        return ""
-    esc = html.escape
-    head = "".join(f"<th>{esc(m)}</th>" for m in models)
-    body = "".join("<tr><td>" + esc(label) + "</td>" + "".join(
-        f"<td class='{esc(c.split(' ', 1)[0])}'>{esc(c)}</td>" for c in cells) + "</tr>" for label, cells in rows)
-    return f"<h2>Claims × models</h2><table><tr><th>claim</th>{head}</tr>{body}</table>"

@@ -1,5 +1,6 @@
 """The claims x models matrix that summary.md and report.html carry when a run has several models."""
-from mcis_claims.report import _models_matrix_html, render_models_matrix
+from mcis_claims.report import render_models_matrix
+from mcis_claims.report_html import _matrix, cell_anchor
 
 
 def record(claim, model, layer, verdict, value):
@@ -15,13 +16,15 @@ def test_one_row_per_claim_and_layer_one_column_per_model():
     assert lines[4] == "| C1 L1 | supported 4.2 [3.78, 4.62] | refuted 1 [0.9, 1.1] |"
     assert lines[5].startswith("| C2 L1 | — | inconclusive 0.9")  # natural order: C2 before C10a
     assert lines[6].startswith("| C10a L1 | supported 5 ")
-    html = _models_matrix_html(records)
-    assert "<th>gemma3-270m</th>" in html and "<td class='refuted'>refuted 1 [0.9, 1.1]</td>" in html
+    html = _matrix(records)  # report.html: claims x (model, layer), each cell a link to its article
+    assert "<th colspan='1'>gemma3-270m</th>" in html
+    assert f"<td class='refuted'><a href='#{cell_anchor(records[1])}'>refuted<br>1 [0.9, 1.1]</a></td>" in html
+    assert html.index(">C2<") < html.index(">C10a<")
 
 
 def test_a_one_model_run_has_no_matrix():
     records = [record("C1", "smollm2-135m", 1, "supported", 4.2)]
-    assert render_models_matrix(records) == [] and _models_matrix_html(records) == ""
+    assert render_models_matrix(records) == []
 
 
 def test_a_claim_without_a_layer_is_labelled_by_its_id():

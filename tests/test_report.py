@@ -14,7 +14,7 @@ from mcis_claims.report import (
 
 RADII = np.concatenate([[0.0], np.geomspace(0.02, 4.0, 20)])  # (21,) as the default schedule
 RECORD_FIELDS = {"claim", "model", "layer", "site", "n", "statistic", "effect", "p_value", "p_adjusted", "verdict",
-                 "reason", "sesoi", "alpha", "spec", "details", "curve_summary", "figure", "timing_s"}
+                 "reason", "sesoi", "alpha", "spec", "details", "curve_summary", "figure", "unit_figure", "timing_s"}
 META = {"seed": 7, "versions": {"numpy": np.__version__, "torch": "2.13.0"},
         "models": {"smollm2-135m": {"sha256": "ab" * 32, "source": "embedded GGUF", "device": "cuda:0"}},
         "corpus": {"name": "lee", "sha256": "cd" * 32}, "prompts": {"n": 64, "length": 10},
@@ -252,7 +252,7 @@ def test_forest_figure_covers_every_cell_and_is_linked(report):
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert width > 1000 and 300 < height < 2000  # three cells: one short panel
     assert "(figures/forest.png)" in (report.directory / "summary.md").read_text()
-    assert "alt='figures/forest.png'" in (report.directory / "report.html").read_text()
+    assert "alt='effect sizes of every cell'" in (report.directory / "report.html").read_text()
 
 
 def test_forest_figure_mixes_effect_names_and_survives_missing_numbers(tmp_path):
