@@ -10,7 +10,7 @@ Source: <paper / thread>
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions
 
 SPEC = ClaimSpec(
     id="CX",                       # stable, never reused
@@ -36,11 +36,8 @@ def test_cx_template(cell, judge):
     radius_a, censored_a = a.per_base_radius(threshold)      # radius where KL first passes the threshold
     radius_b, censored_b = b.per_base_radius(threshold)
 
-    estimate = stats.paired_log_ratio(
-        radius_a, radius_b, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
-        censored_a=censored_a, censored_b=censored_b, documents=cell.documents,  # censored: lower bounds only
-        n_resamples=cell.config.n_resamples, random_state=cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer),
-    )
+    # the spec and the cell supply the rest (alternative, level, SESOI, documents, seed); censored: lower bounds
+    estimate = cell.paired_ratio(SPEC, radius_a, radius_b, censored_a=censored_a, censored_b=censored_b)
     judge(
         estimate,
         curves=[CurveSet("A", a.radii_rel, a.per_base_curve()), CurveSet("B", b.radii_rel, b.per_base_curve())],

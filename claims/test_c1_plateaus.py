@@ -50,12 +50,7 @@ def test_c1_plateaus(cell, judge):
     r_gauss, censored_gauss = gaussian.per_base_radius(threshold)
     r_other, censored_other = other.per_base_radius(threshold)
 
-    estimate = stats.paired_log_ratio(
-        r_real, r_gauss, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
-        censored_a=censored_real, censored_b=censored_gauss, documents=cell.documents,
-        n_resamples=cell.config.n_resamples,
-        random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer),
-    )
+    estimate = cell.paired_ratio(SPEC, r_real, r_gauss, censored_a=censored_real, censored_b=censored_gauss)
     arms = {"real": (r_real, censored_real, cell.base_activations()),
             "gaussian": (r_gauss, censored_gauss, cell.gaussian_bases()),
             "other_real": (r_other, censored_other, cell.other_real_bases())}

@@ -293,6 +293,27 @@ class ClaimCell:
         """(n,) the corpus document of each base prompt (bases share one only when n exceeds the documents)."""
         return self.prompts.document
 
+    def paired_ratio(self, spec, a, b, *, censored_a=None, censored_b=None):
+        """`spec`'s estimate of the median a / b over this cell's base prompts.
+
+        Everything but the comparison comes from the spec and the cell: the alternative, the
+        level, the SESOI, the units' documents, the resample count and a seed of this cell, so a
+        claim body is the comparison itself (censored_*: arms whose value is only a lower bound)."""
+        from . import stats
+
+        return stats.paired_log_ratio(a, b, **self._estimate_args(spec), censored_a=censored_a, censored_b=censored_b)
+
+    def paired_difference(self, spec, a, b, *, censored_a=None, censored_b=None):
+        """As `paired_ratio`, for the median difference a - b."""
+        from . import stats
+
+        return stats.paired_difference(a, b, **self._estimate_args(spec), censored_a=censored_a, censored_b=censored_b)
+
+    def _estimate_args(self, spec) -> dict:
+        return dict(alternative=spec.alternative, confidence_level=spec.ci_level, sesoi=spec.sesoi,
+                    documents=self.documents, n_resamples=self.config.n_resamples,
+                    random_state=self.config.cell_seed(spec.id, self.model_name, self.layer))
+
     def _progress(self, label: str, total: int):
         return progress_bar(f"sweep {label}", total, "rows")
 

@@ -391,7 +391,16 @@ def _mark_claim_ids(config, items) -> None:
     """Each claim cell also carries a marker named by its id, so `-m C1` selects C1 alone.
 
     The id markers are registered here, once the catalogue is collected, so --strict-markers accepts them."""
-    ids = sorted({c for item in items if (c := claim_id(item))}, key=claim_sort_key)
+    owners: dict[str, str] = {}
+    for item in items:
+        claim = claim_id(item)
+        if claim is None:
+            continue
+        owner = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if owners.setdefault(claim, owner) != owner:  # two test functions claim one id: one verdict would hide the other
+            raise pytest.UsageError(f"claim id {claim} is used by two tests ({owners[claim]} and {owner}); "
+                                    f"give each claim its own id")
+    ids = sorted(owners, key=claim_sort_key)
     for claim in ids:
         if claim.isidentifier():
             config.addinivalue_line("markers", f"{claim}: the cells of claim {claim} (select with -m {claim})")

@@ -165,6 +165,7 @@ def decide(spec: ClaimSpec, estimate: EffectEstimate, *, family: int, problem: s
         raise InputError(f"{spec.id}: effect={spec.effect!r} but the estimate is a "
                          f"{'ratio' if sample.log_scale else 'difference'} ({estimate.name}); "
                          "use paired_log_ratio for a ratio effect, paired_difference for a difference")
+    check_estimate_matches(spec, estimate)
     units = sample.by_document()
     alpha = spec.alpha / family  # one-sided, at each end
     low, high = stats.median_interval(units.low, units.high, alpha=alpha)
@@ -181,6 +182,19 @@ def decide(spec: ClaimSpec, estimate: EffectEstimate, *, family: int, problem: s
         return _decide_equivalence(spec, estimate, units, low, high, summary, base, problem)
     delta = 0.0 if spec.kind == "existence" else estimate.to_d_scale(spec.sesoi)
     return _decide_directional(spec, estimate, units, alpha, delta, low, high, summary, base, problem)
+
+
+def check_estimate_matches(spec: ClaimSpec, estimate: EffectEstimate) -> None:
+    """A claim judged on an estimate built for another claim is an authoring error, not a verdict:
+    the effect's name and a one-sided estimate's direction must be the spec's (an estimate built
+    with alternative="greater" judged against a "less" claim would otherwise read as inconclusive)."""
+    if estimate.name != spec.effect:
+        raise InputError(f"{spec.id}: the spec judges effect={spec.effect!r} but the estimate is "
+                         f"{estimate.name!r}; build the estimate the spec names")
+    one_sided = estimate.alternative in ("greater", "less")
+    if spec.kind != "equivalence" and one_sided and estimate.alternative != spec.alternative:
+        raise InputError(f"{spec.id}: the spec says alternative={spec.alternative!r} but the estimate was built "
+                         f"with alternative={estimate.alternative!r}; pass alternative=SPEC.alternative")
 
 
 def _decide_directional(spec, estimate, units, alpha, delta, low, high, summary, base, problem) -> Decision:

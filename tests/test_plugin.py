@@ -163,6 +163,15 @@ def test_claims_are_selected_by_exact_id(claims_dir, tiny_model_dir):
     assert len(lines) == 1 and "the ids are C1, C2, C2b" in lines[0], bad.stderr.str()
 
 
+def test_two_tests_claiming_one_id_is_a_usage_error(claims_dir, tiny_model_dir):
+    shutil.copy(CLAIMS / "test_c1_plateaus.py", claims_dir.path / "test_c1_copy.py")
+    result = claims_dir.runpytest_subprocess("--models", str(tiny_model_dir), "--layers", "1", "--collect-only",
+                                             *PLUGIN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.stderr.lines if "claim id C1 is used by two tests" in line]
+    assert len(lines) == 1 and "test_c1_copy.py::test_c1_plateaus" in lines[0], result.stderr.str()
+
+
 def test_list_claims_honours_the_selection_and_sorts_by_number(claims_dir):
     shutil.copy(CLAIMS / "test_c12_training_makes_regions.py", claims_dir.path)
     shutil.copy(CLAIMS / "test_c4_depth.py", claims_dir.path)

@@ -548,8 +548,15 @@ class TestExistence:
 
     def test_less(self):
         spec = make_spec(kind="existence", sesoi=1.0, alternative="less")
-        assert decide(spec, ratio_estimate(near(math.log(0.9))), family=1).verdict == "supported"
-        assert decide(spec, ratio_estimate(near(math.log(1.1))), family=1).verdict == "reversed"
+        assert decide(spec, ratio_estimate(near(math.log(0.9)), alternative="less"), family=1).verdict == "supported"
+        assert decide(spec, ratio_estimate(near(math.log(1.1)), alternative="less"), family=1).verdict == "reversed"
+        with pytest.raises(InputError, match="alternative='less' but the estimate was built with alternative='greater'"):
+            decide(spec, ratio_estimate(near(math.log(0.9))), family=1)  # an authoring slip is an error, not a verdict
+
+    def test_an_estimate_of_another_effect_is_refused(self):
+        spec = make_spec(effect="median_difference", sesoi=0.1)
+        with pytest.raises(InputError, match="effect='median_difference' but the estimate is a ratio"):
+            decide(spec, ratio_estimate(near(0.5)), family=1)
 
 
 class TestEquivalence:
