@@ -14,12 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--no-convert", action="store_true", help="only download and verify the files")
     fetch.add_argument("--models", default=None,
                        help="comma-separated embedded models (default: smollm2-135m; also gemma3-270m)")
-    comp = sub.add_parser("compare", help="compare two runs cell by cell; exit 1 if any verdict changed",
-                          description="Compare the verdicts and effects of two runs, cell by cell. OLD and NEW "
-                                      "are each a results.json, a report directory or a baseline file. "
-                                      "Exits 1 if any verdict changed, 0 otherwise.")
-    comp.add_argument("old", metavar="OLD", help="the reference: results.json, report directory or baseline file")
-    comp.add_argument("new", metavar="NEW", help="the run to judge against OLD")
+    comp = sub.add_parser("compare", help="compare two or more runs cell by cell; exit 1 if any verdict changed",
+                          description="Compare the verdicts and effects of runs, cell by cell. Each RUN is a report "
+                                      "directory, its results.json or a baseline file; the first is the reference, "
+                                      "each other run is judged against it as --baseline would. Exits 1 if any "
+                                      "verdict changed, 0 otherwise.")
+    comp.add_argument("runs", metavar="RUN", nargs="+", help="the reference first, then the runs to judge against it")
+    comp.add_argument("--only-common", action="store_true",
+                      help="only the cells every run has (a run of two cells against a full baseline: two rows)")
+    comp.add_argument("--format", default="table", choices=["table", "md", "json"],
+                      help="table (rich, default), md (Markdown) or json (machine-readable)")
     stab = sub.add_parser("stability", help="rerun the claim grid over k seeds; count cells that keep their verdict",
                           description="Run `pytest claims/ --seed S` for each seed and report, per (claim, model, "
                                       "layer), whether the verdict is the same for every seed. Arguments after -- "
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             return _fetch(convert=not args.no_convert, models=args.models)
         if args.command == "compare":
-            return _compare(args.old, args.new)
+            return _compare(args.runs, only_common=args.only_common, fmt=args.format)
         if args.command == "stability":
             return _stability(args)
         if args.command == "train-sae":
@@ -142,48 +146,23 @@ def _stability(args) -> int:
     return 0
 
 
-def _compare(old_path: str, new_path: str) -> int:
-    """Like `pytest-benchmark compare`: a table of both runs' cells; 1 if a verdict changed."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+def _compare(paths: list[str], *, only_common: bool, fmt: str) -> int:
+    """Like `pytest-benchmark compare`: the runs' cells side by side; 1 if a verdict changed."""
+    from .compare_runs import compare_runs, render_json, render_markdown, render_rich
 
-    from .baseline import compare, load_baseline, meta_warnings
-    from .report import RICH_STYLE
+    runs, rows = compare_runs(paths, only_common=only_common)
+    if fmt == "json":
+        print(render_json(paths, runs, rows))
+    elif fmt == "md":
+        print(render_markdown(paths, rows), end="")
+    else:
+        from rich.console import Console
 
-    old, new = load_baseline(old_path), load_baseline(new_path)
-    records = [{"claim": e.claim, "model": e.model, "layer": e.layer, "verdict": e.verdict, "n": e.n,
-                "effect": {"name": e.effect_name, "value": e.effect, "ci_low": e.ci_low, "ci_high": e.ci_high}}
-               for e in new.expectations.values()]
-    comparisons = compare(records, old)
-    status_style = {"changed": "bold red", "drift": "yellow", "new": "cyan", "missing": "dim", "same": "green"}
-    table = Table(title=f"{old_path} -> {new_path}", header_style="bold", title_justify="left")
-    for name, justify in (("claim", "left"), ("model", "left"), ("layer", "right"), ("effect", "left"),
-                          ("OLD verdict and [CI]", "left"), ("NEW verdict and [CI]", "left"), ("status", "left")):
-        # Short columns never wrap; long model paths and effects fold rather than vanish into "…".
-        table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("claim", "layer", "status"),
-                         min_width=12 if name == "model" else None)
-    for c in comparisons:
-        claim, model, layer = c.key
-        either = c.new or c.old
-        sides = [Text.assemble((e.verdict, RICH_STYLE.get(e.verdict, "")),
-                               f" {e.effect_str().removeprefix(e.effect_name).strip()}") if e else Text("—", style="dim")
-                 for e in (c.old, c.new)]
-        # Text cells, not markup: a model path may contain "[".
-        table.add_row(Text(claim), Text(model), Text(str(layer)), Text(either.effect_name, style="dim"), *sides,
-                      Text(c.status, style=status_style[c.status]))
-    counts = {s: sum(c.status == s for c in comparisons) for s in status_style}
-    table.caption = " · ".join(f"{n} {s}" for s, n in counts.items())
-    console = Console()
-    if not console.is_terminal:  # a log or a pipe: wide enough that nothing folds
-        console = Console(width=160)
-    console.print(table)
-    for warning in meta_warnings(new.meta, old):
-        console.print(Text(f"warning: {warning}", style="yellow"))
-    changed = [c for c in comparisons if c.status == "changed"]
-    for c in changed:
-        console.print(Text(f"CHANGED {c.message}", style="bold red"))
-    return 1 if changed else 0
+        console = Console()
+        if not console.is_terminal:  # a log or a pipe: wide enough that nothing folds
+            console = Console(width=160)
+        render_rich(paths, runs, rows, console)
+    return 1 if any(r.status == "changed" for r in rows) else 0
 
 
 def _train_sae(args) -> int:

@@ -183,7 +183,30 @@ def test_cli_compare_exit_codes(tmp_path, baseline_path, capsys):
 
     assert main(["compare", str(baseline_path), str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mcis-claims: baseline") and err.count("\n") == 1
+    assert err.startswith("mcis-claims: run") and "does not exist" in err and err.count("\n") == 1
+    assert "--update-baseline" not in err  # the run is not a baseline to create
+    assert main(["compare", str(baseline_path), str(tmp_path / "latest")]) == 2
+    assert "reports/latest points at the last run made without --report-dir" in capsys.readouterr().err
+
+
+def test_cli_compare_only_common_formats_and_several_runs(tmp_path, baseline_path, capsys):
+    two_cells = write_baseline(tmp_path / "two.json", RUN[:2], META)
+    assert main(["compare", str(baseline_path), str(two_cells), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert len(rows) == len(RUN) and sum(r["status"] == "missing" for r in rows) == len(RUN) - 2
+    assert main(["compare", str(baseline_path), str(two_cells), "--only-common", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in data["rows"]] == ["same", "same"] and data["counts"]["same"] == 2
+
+    flipped = write_baseline(tmp_path / "flipped.json",
+                             [*RUN[:2], record("C2", layer=1, verdict="supported", value=0.81, low=0.75, high=0.88),
+                              RUN[3]], META)
+    assert main(["compare", str(baseline_path), str(two_cells), str(flipped), "--format", "md"]) == 1
+    table = capsys.readouterr().out
+    header = table.splitlines()[0]
+    assert header.count("`") == 6  # a column per run: the reference and two runs
+    [row] = [line for line in table.splitlines() if line.startswith("| C2 | smollm2-135m | 1 |")]
+    assert row.endswith("| **changed** |") and "| — |" in row  # missing in one run, changed in the other
 
 
 @pytest.mark.parametrize("now", ["negligible", "reversed"])
