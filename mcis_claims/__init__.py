@@ -16,6 +16,7 @@ _EXPORTS = {
     "ClaimSpec": ".verdict", "CurveSet": ".report", "claim": ".plugin", "McisError": ".errors",
     "directions": ".directions", "readouts": ".readouts", "stats": ".stats", "secondary": ".secondary", "inside_plateaus": ".cell",
     "lp_fit": ".lp_fit", "load_results": ".samples",
+    "prompts_from_text": ".prompts", "sample_prompts": ".prompts", "load_corpus": ".prompts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -154,6 +154,45 @@ def sample_prompts(corpus: Corpus, tokenizer, n: int, *, length: int = DEFAULT_L
     return PromptSet(torch.tensor(rows, dtype=torch.long), doc_index, offsets, corpus, seed, prepend_bos)
 
 
+def prompts_from_text(model, texts, *, length: int | None = None) -> torch.Tensor:
+    """Token ids (n, T) for a notebook, tokenized as the claims tokenize their windows.
+
+    Each text is encoded without special tokens, BOS put first where the model wants one
+    (`model.prepend_bos`, e.g. Gemma), and its last `length` tokens kept (BOS included in the
+    length), so the perturbed last position is each text's last token. `length` defaults to the
+    shortest text's; a text too short for it is a one-line error naming it.
+
+    >>> class Tok:
+    ...     bos_token_id = 1
+    ...     def __call__(self, text, add_special_tokens=False):
+    ...         return {"input_ids": [ord(c) for c in text]}
+    >>> class Model:
+    ...     tokenizer, prepend_bos = Tok(), True
+    >>> prompts_from_text(Model(), ["abcd", "xyz"]).tolist()
+    [[1, 98, 99, 100], [1, 120, 121, 122]]
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts or not all(isinstance(t, str) and t for t in texts):
+        raise CorpusError("prompts_from_text: give a non-empty list of non-empty strings")
+    tokenizer, bos = model.tokenizer, getattr(model.tokenizer, "bos_token_id", None)
+    prepend = bool(getattr(model, "prepend_bos", False))
+    if prepend and bos is None:
+        raise CorpusError("the model wants a BOS first but its tokenizer has none")
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    shortest = min(len(ids) for ids in encoded) + int(prepend)
+    length = shortest if length is None else int(length)
+    if length < 2:
+        raise CorpusError(f"length={length}: a prompt needs at least 2 tokens")
+    body = length - int(prepend)
+    for text, ids in zip(texts, encoded):
+        if len(ids) < body:
+            raise CorpusError(f"text {text[:40]!r} has {len(ids)} tokens, fewer than length={length}"
+                              f"{' (with BOS)' if prepend else ''}; pass a smaller length or a longer text")
+    return torch.tensor([([bos] if prepend else []) + ids[len(ids) - body:] for ids in encoded], dtype=torch.long)
+
+
 def _hash_documents(docs) -> str:
     digest = hashlib.sha256()
     for doc in docs:
