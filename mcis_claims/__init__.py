@@ -13,7 +13,7 @@ _EXPORTS = {
     "load_model": ".models", "LoadedModel": ".models",
     "sweep": ".engine", "sweep_points": ".engine", "sweep_naive": ".engine", "SweepResult": ".engine",
     "resid_pre": ".engine", "optimize_directions": ".optimize",
-    "ClaimSpec": ".verdict", "CurveSet": ".report", "claim": ".plugin", "McisError": ".errors",
+    "ClaimSpec": ".verdict", "CurveSet": ".records", "claim": ".plugin", "McisError": ".errors",
     "directions": ".directions", "readouts": ".readouts", "stats": ".stats", "secondary": ".secondary", "inside_plateaus": ".cell",
     "lp_fit": ".lp_fit", "load_results": ".samples",
     "prompts_from_text": ".prompts", "sample_prompts": ".prompts", "load_corpus": ".prompts",

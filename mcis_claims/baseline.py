@@ -159,7 +159,7 @@ def load_baseline(path) -> BaselineFile:
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        from .report import RESULTS
+        from .records import RESULTS
 
         path = path / RESULTS
     try:
@@ -176,7 +176,7 @@ def load_baseline(path) -> BaselineFile:
         raise InputError(f"baseline {path}: top level is a {type(data).__name__}, not an object; "
                          "regenerate it with --update-baseline")
     if "records" in data and "expectations" not in data:  # a results.json: an earlier run as the baseline
-        from .report import load_results
+        from .records import load_results
 
         results = load_results(path)
         records, meta = results["records"], dict(results.get("run") or {})
@@ -209,7 +209,7 @@ def write_baseline(path, records: list, meta: dict) -> Path:
 
     The file is replaced atomically (a temporary file and a rename); parent folders are created.
     """
-    from .report import _atomic_write, _jsonable, _record_order
+    from .records import _atomic_write, _jsonable, _record_order
 
     path = Path(path).expanduser()
     expectations = _expectations(records)
@@ -235,7 +235,7 @@ def compare(records: list, baseline: BaselineFile) -> list[Comparison]:
 
     In (claim, model, layer) order, C2 before C10, as in results.json.
     """
-    from .report import _record_order
+    from .records import _record_order
 
     if not isinstance(baseline, BaselineFile):
         raise InputError(f"compare takes a BaselineFile (from load_baseline), got {type(baseline).__name__}")

@@ -100,7 +100,7 @@ def render_rich(paths: list[str], runs: list[BaselineFile], rows: list[Row], con
     from rich.table import Table
     from rich.text import Text
 
-    from .report import RICH_STYLE
+    from .records import RICH_STYLE
 
     style = {"changed": "bold red", "drift": "yellow", "new": "cyan", "missing": "dim", "same": "green"}
     title = f"{paths[0]} -> {paths[1]}" if len(paths) == 2 else f"reference {paths[0]} and {len(paths) - 1} runs"

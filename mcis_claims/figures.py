@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .report import (VERDICTS, CellRecord, _atomic_write, _ci_level, _effect_str, _finite, _fmt, _fmt_p,
-                     _record_order)
+from .records import (VERDICTS, CellRecord, _atomic_write, _ci_level, _effect_str, _finite, _fmt, _fmt_p,
+                      _record_order)
 
 PLOT_COLOR = {"supported": "#1a7f37", "negligible": "#cf222e", "reversed": "#8250df", "refuted": "#cf222e",
               "inconclusive": "#b08800"}

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import pytest
 
+from .reproduce import GROUP_PREFIX, plain_nodeid
+
 CELLS = "cells"  # per-cell record files, in the report directory
-GROUP_PREFIX = "mcis-"  # xdist_group names; xdist appends "@<group>" to the node id
 RECORD_PROPERTY = "mcis_record"  # a call report's user property: one record as JSON (worker -> controller)
 WORKER_OUTPUT = "mcis_claims"  # config.workeroutput key: what a worker tells the controller at its end
 
@@ -55,12 +56,6 @@ class Parallel:
 
 PARALLEL = pytest.StashKey[Parallel]()
 NEW_RECORDS = pytest.StashKey[list]()
-
-
-def plain_nodeid(nodeid: str) -> str:
-    """The node id without xdist's '@<group>' suffix (--dist loadgroup), as a serial run names it."""
-    head, sep, tail = nodeid.rpartition("@")
-    return head if sep and tail.startswith(GROUP_PREFIX) and "/" not in tail and "::" not in tail else nodeid
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -89,7 +84,7 @@ def pytest_addoption(parser):
 
 
 def _state(config):
-    from .plugin import STATE
+    from .run_state import STATE
 
     return config.stash.get(STATE, None)
 
@@ -249,7 +244,7 @@ def _write_samples(state, item, record) -> None:
 def _write_cell_file(state, item, record) -> None:
     """<report dir>/cells/<claim>_<model>_L<layer>.json: the record and the key --resume matches on."""
     from .cache import atomic_write
-    from .report import _jsonable, _sanitize
+    from .records import _jsonable, _sanitize
 
     key = cell_key(state, item)
     if key is None or state.report is None:
@@ -285,7 +280,7 @@ def key_hash(key: dict) -> str:
 
 
 def _sha(obj) -> str:
-    from .report import _jsonable
+    from .records import _jsonable
 
     return hashlib.sha256(json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -301,8 +296,8 @@ def pytest_pyfunc_call(pyfuncitem):
     found = par.resume.get(key_hash(key)) if key is not None else None
     if found is None:
         return None
-    from .plugin import conclude
-    from .report import record_from_dict
+    from .run_state import conclude
+    from .records import record_from_dict
 
     data, source = found
     record = record_from_dict(data)
@@ -316,7 +311,7 @@ def pytest_pyfunc_call(pyfuncitem):
                 shutil.copyfile(origin, target)
         if not target.is_file():
             record.figure = None
-        from .report import _sanitize
+        from .records import _sanitize
         from .samples import SAMPLES
 
         name = f"{_sanitize(record.claim)}_{_sanitize(record.model)}_L{record.layer}.parquet"
@@ -381,7 +376,7 @@ def pytest_sessionstart(session):
 
 def _controller_report(config, par, state):
     """The controller's RunReport, in the directory the workers were given (no -2 suffix when they made it)."""
-    from .plugin import _run_meta
+    from .run_state import run_meta
     from .report import RunReport
 
     class _ControllerReport(RunReport):
@@ -393,7 +388,7 @@ def _controller_report(config, par, state):
                 self._latest_base = base  # reports/latest still moves to it at the end
 
     report_dir = state.config.report_dir if state.config.report_dir is not None else par.worker_dir
-    report = _ControllerReport(report_dir, run_meta=_run_meta(state, config))
+    report = _ControllerReport(report_dir, run_meta=run_meta(state, config))
     if state.config.report_dir is None:
         report._latest_base = par.latest_base
     return report
@@ -419,7 +414,7 @@ class Controller:
         par = self.config.stash.get(PARALLEL, None)
         if state is None or par is None or par.worker_dir is None:
             return
-        from .report import record_from_dict
+        from .records import record_from_dict
 
         for name, value in report.user_properties:
             if name == RECORD_PROPERTY:
@@ -453,7 +448,7 @@ def pytest_sessionfinish(session, exitstatus):
     if par is None or state is None:
         return
     if par.role == "worker":
-        from .report import _jsonable
+        from .records import _jsonable
 
         config.workeroutput[WORKER_OUTPUT] = json.dumps(_jsonable({
             "family": state.family, "cell_ids": [plain_nodeid(i) for i in state.cell_ids],

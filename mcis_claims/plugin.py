@@ -18,8 +18,6 @@ import io
 import re
 import sys
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,50 +26,12 @@ import pytest
 # imported where they are used).
 from .config import EMBEDDED, PROFILES, RunConfig, make_config
 from .errors import EXIT_INPUT_ERROR, McisError
-from .parallel import plain_nodeid
-from .reproduce import invocation, invocation_nodeid, reproduce_command
+from .reproduce import invocation_nodeid, reproduce_command
+from .run_state import STATE, VERDICT, RunState, conclude, run_meta
 from .sites import select_layers, site_name
 
 if TYPE_CHECKING:
-    from .cell import ClaimCell, LayerGrid, Workspace
-
-STATE = pytest.StashKey["RunState"]()
-VERDICT = pytest.StashKey[str]()
-
-
-@dataclass
-class RunState:
-    config: RunConfig
-    _workspace: Workspace | None = None  # built on first use (see `workspace`)
-    started: float = field(default_factory=time.time)
-    report: object = None
-    n_cells: int = 0  # claim cells that run (after -k/-m)
-    family: int = 0  # claim cells collected (before -k/-m), or the baseline's family
-    usage_error: str | None = None
-    directory: object = None  # the finalized report directory
-    baseline: object = None  # BaselineReport, when --baseline was given
-    baseline_error: str | None = None
-    expectations: dict | None = None  # (claim, model, layer) -> Expectation, with --baseline
-    # a run judged against a baseline is a subset of the baseline's grid: its multiplicity family
-    baseline_family: int = 0
-    records: list = field(default_factory=list)
-    # for an honest report of a run that stops early: which claim cells were judged, and why others were not
-    cell_ids: list = field(default_factory=list)  # node ids of the claim cells that were to run
-    judged: set = field(default_factory=set)  # node ids that reached judge()
-    finished: set = field(default_factory=set)  # node ids whose test protocol ran to its end (skips included)
-    cell_errors: dict = field(default_factory=dict)  # node id -> one line, for cells that errored
-    input_error: str | None = None  # the McisError that stopped the run (exit EXIT_INPUT_ERROR)
-
-    @property
-    def workspace(self) -> Workspace:
-        """Built on first use: a session that collects no claim (the plugin is installed for every
-        pytest run) never imports torch or touches a model."""
-        if self._workspace is None:
-            from .cell import Workspace
-
-            self._workspace = Workspace(self.config)
-        return self._workspace
-
+    from .cell import ClaimCell, LayerGrid
 
 def pytest_addoption(parser, pluginmanager):
     group = parser.getgroup("mcis-claims", "mcis-claims: falsifiable claims about transformer internals")
@@ -446,7 +406,7 @@ def pytest_collection_finish(session):
     from .report import RunReport
 
     try:
-        state.report = RunReport(state.config.report_dir, run_meta=_run_meta(state, config))
+        state.report = RunReport(state.config.report_dir, run_meta=run_meta(state, config))
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -548,7 +508,7 @@ def judge(request):
         """`problem`: a failed health check (inconclusive); `refuted_because`: a stated precondition of
         the claim is false, as (verdict, reason) with verdict "negligible" or "reversed" (a bare reason
         means negligible)."""
-        from .report import CellRecord
+        from .records import cell_record
         from .verdict import decide, override
 
         decision = decide(spec, estimate, family=state.family or 1, problem=problem)
@@ -556,81 +516,17 @@ def judge(request):
             verdict, reason = (refuted_because if isinstance(refuted_because, tuple)
                                else ("negligible", refuted_because))
             decision = override(decision, verdict, reason)
-        low, high = decision.interval
-        record = CellRecord(
-            claim=spec.id, model=cell.model_name, layer=cell.layer, site=cell.site, n=decision.n,
-            statistic={"name": estimate.statistic_name, "value": estimate.statistic},
-            effect={"name": estimate.name, "value": decision.effect, "ci_low": low, "ci_high": high,
-                    "ci_level": decision.level},
-            p_value=decision.p_value, p_adjusted=decision.p_adjusted, verdict=decision.verdict,
-            reason=decision.reason, spec=spec.to_dict(),
-            details={**(details or {}), "estimate": estimate.to_dict(), "required_n": decision.required_n,
-                     "decision": {
-                         "rule": "order-statistic interval of the median at 1 - 2 alpha/M; exact sign test "
-                                 "against the SESOI, p_adj = min(1, M p); censored units placed against the claim",
-                         "family": decision.family, "level": decision.level, "n_units": decision.n,
-                         "n_documents": estimate.sample.n_documents if estimate.sample is not None else None,
-                         "censored_fraction": decision.censored_fraction,
-                         "undetermined_fraction": decision.undetermined_fraction,
-                         "other_tests": decision.other_tests},
-                     "multiplicity": f"Bonferroni over a family of {decision.family} claim cells "
-                                     "(the collected grid before -k/-m, or the baseline's)",
-                     "reproduce": reproduce_command(invocation_nodeid(request.node), state.config, decision.family)},
-            timing_s=time.perf_counter() - started, curves=list(curves), curve_ylabel=curve_ylabel,
-            curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=dict(reference_lines or {}),
-            costs_s=dict(costs or {}),
-            plot=plot, sample=getattr(estimate, "sample", None),  # per-unit values, for --log-samples
-        )
+        record = cell_record(
+            spec, estimate, decision, cell, details=details,
+            reproduce=reproduce_command(invocation_nodeid(request.node), state.config, decision.family),
+            timing_s=time.perf_counter() - started, curves=curves, curve_ylabel=curve_ylabel,
+            curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=reference_lines, costs=costs,
+            plot=plot)
         conclude(request.node, state, record)
         return decision
 
     _judge.family = state.family or 1  # the multiplicity family, for claims that read a level themselves
     return _judge
-
-
-def conclude(node, state: RunState, record) -> None:
-    """A judged record's consequences: into the report, the item's verdict, a failure if refuted.
-
-    Shared by `judge` and by a cell reused with --resume (parallel.py), which replays its record."""
-    from .verdict import REFUTED
-
-    if state.report is not None:
-        state.report.add(record)
-    state.records.append(record)
-    state.judged.add(node.nodeid)
-    node.user_properties.extend(junit_properties(record))  # before a refuted cell fails, below
-    node.stash[VERDICT] = record.verdict
-    where = f"{record.claim} {record.model} {record.site}"
-    if state.expectations is None:  # judged on the data: a refuted claim fails
-        if record.verdict in REFUTED:
-            pytest.fail(f"{where} {record.verdict.upper()}: {record.reason}", pytrace=False)
-        return
-    # with --baseline, judged against the recorded verdict; a cell with no record is reported only
-    expected = state.expectations.get((record.claim, record.model, record.layer))
-    if expected is not None and not expected.matches(record.verdict):
-        pytest.fail(f"{where}: verdict changed {expected.verdict} -> {record.verdict} "
-                    f"(baseline {expected.effect_str()}; now {record.reason})", pytrace=False)
-    node.stash[VERDICT] = record.verdict + ("" if expected is not None else ":new")
-
-
-def junit_properties(record) -> list[tuple[str, object]]:
-    """The cell's verdict, effect and test as (name, value) pairs for the item's `user_properties`.
-
-    As `record_property` does: junitxml writes the item's properties into the test case's
-    `<properties>` (an inconclusive cell is a pass there, but carries its verdict), and xdist
-    carries them to the controller with each report. Names and values as in results.json."""
-    effect = record.effect or {}
-    decision = (record.details or {}).get("decision") or {}
-    pairs = {
-        "mcis_claim": record.claim, "mcis_model": record.model, "mcis_site": record.site,
-        "mcis_verdict": record.verdict,
-        "mcis_effect_name": effect.get("name"), "mcis_effect": effect.get("value"),
-        "mcis_ci_low": effect.get("ci_low"), "mcis_ci_high": effect.get("ci_high"),
-        "mcis_ci_level": effect.get("ci_level"),
-        "mcis_p_value": record.p_value, "mcis_p_adjusted": record.p_adjusted, "mcis_n": record.n,
-        "mcis_family": decision.get("family"),
-    }
-    return [(name, "" if value is None else value) for name, value in pairs.items()]
 
 
 def pytest_sessionstart(session):
@@ -757,7 +653,7 @@ def pytest_sessionfinish(session, exitstatus):
 
     try:
         state.baseline = check_against_baseline([r.to_dict() for r in state.report.records()],
-                                                {**_run_meta(state, config), **provenance}, path,
+                                                {**run_meta(state, config), **provenance}, path,
                                                 update=config.getoption("update_baseline"))
     except McisError as exc:
         state.baseline_error = str(exc)
@@ -798,15 +694,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(
                 f"FAILED: {len(state.baseline.failures)} verdict(s) changed against {config.getoption('baseline')}",
                 red=True, bold=True)
-
-
-def _run_meta(state: RunState, config) -> dict:
-    from .environment import environment
-
-    return {
-        "seed": state.config.seed,
-        "config": state.config.to_meta(),
-        "versions": environment(),
-        "command": invocation(config.invocation_params.args),
-        "family": state.family,
-    }

@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .report import VERDICTS, _effect_str, _fmt_p, _fmt_seconds, _natural, _provenance, incomplete_line
+from .records import VERDICTS, _effect_str, _fmt_p, _fmt_seconds, _natural, _provenance, incomplete_line
 
 esc = html.escape
 

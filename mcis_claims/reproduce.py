@@ -13,6 +13,8 @@ import shlex
 
 from .config import RunConfig, make_config
 
+GROUP_PREFIX = "mcis-"  # xdist_group names (parallel.py); xdist appends "@<group>" to the node id
+
 # RunConfig field -> option, for every option that changes a number (--report-dir does not)
 NUMBER_OPTIONS = (
     ("models", "--models"), ("layers", "--layers"), ("n_prompts", "--n-prompts"), ("n_fit", "--n-fit"),
@@ -47,10 +49,14 @@ def invocation(args) -> str:
 def invocation_nodeid(item) -> str:
     """The item's node id with its file relative to where pytest was started, not to the rootdir
     (they differ when no ini file pins the rootdir), and without xdist's group suffix."""
-    from .parallel import plain_nodeid
-
     nodeid = plain_nodeid(item.nodeid)
     _, sep, rest = nodeid.partition("::")
     if not sep:
         return nodeid
     return f"{os.path.relpath(item.path, item.config.invocation_params.dir)}::{rest}"
+
+
+def plain_nodeid(nodeid: str) -> str:
+    """The node id without xdist's '@<group>' suffix (--dist loadgroup), as a serial run names it."""
+    head, sep, tail = nodeid.rpartition("@")
+    return head if sep and tail.startswith(GROUP_PREFIX) and "/" not in tail and "::" not in tail else nodeid

@@ -63,7 +63,7 @@ def sample_frame(record, cell=None):
 def write_samples(directory, record, cell=None) -> Path | None:
     """<directory>/samples/<claim>_<model>_L<layer>.parquet, atomically; its path, or None if nothing to write."""
     from .cache import atomic_write
-    from .report import _sanitize
+    from .records import _sanitize
 
     frame = sample_frame(record, cell)
     if frame is None:
@@ -87,8 +87,8 @@ def load_results(path, *, allow_incomplete: bool = False):
     """
     import pandas as pd
 
-    from .report import RESULTS
-    from .report import load_results as load_document
+    from .records import RESULTS
+    from .records import load_results as load_document
 
     directory = Path(path).expanduser()
     if directory.name == RESULTS:

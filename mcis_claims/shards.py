@@ -24,7 +24,7 @@ MACHINE_KEYS = ("platform", "torch_threads")
 
 
 def load_shard(path) -> tuple[Path, dict]:
-    from .report import RESULTS, load_results
+    from .records import RESULTS, load_results
 
     directory = Path(path).expanduser()
     if directory.is_file():
@@ -60,7 +60,8 @@ def _short(value) -> str:
 
 def merge(paths, out) -> Path:
     """Merge shard report directories into one report at `out`; returns the directory."""
-    from .report import RunReport, record_from_dict
+    from .report import RunReport
+    from .records import record_from_dict
 
     if not paths:
         raise InputError("merge: give the shard report directories, e.g. mcis-claims merge shard-1 shard-2")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import McisError
-from .report import load_results
+from .records import load_results
 
 
 @dataclass(frozen=True)
