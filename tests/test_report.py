@@ -8,9 +8,8 @@ import pytest
 from rich.console import Console
 
 from mcis_claims.errors import ReportError
-from mcis_claims.report import (
-    SCHEMA_VERSION, CellRecord, CurveSet, RunReport, _jsonable, load_results, render_verdict_table, results_hash,
-)
+from mcis_claims.report import RunReport, render_verdict_table
+from mcis_claims.records import SCHEMA_VERSION, CellRecord, CurveSet, _jsonable, load_results, results_hash
 
 RADII = np.concatenate([[0.0], np.geomspace(0.02, 4.0, 20)])  # (21,) as the default schedule
 RECORD_FIELDS = {"claim", "model", "layer", "site", "n", "statistic", "effect", "p_value", "p_adjusted", "verdict",
@@ -271,7 +270,7 @@ def test_forest_figure_mixes_effect_names_and_survives_missing_numbers(tmp_path)
 
 
 def test_summary_names_a_site_that_failed_parity():
-    from mcis_claims.report import _parity_str
+    from mcis_claims.records import _parity_str
 
     line = _parity_str({"m|1": {"ok": True, "kl_max_abs_err": 5e-6, "resid_l2_max_rel_err": 1e-5},
                         "m|2": {"ok": False, "kl_max_abs_err": 0.3, "resid_l2_max_rel_err": 2e-5}})
