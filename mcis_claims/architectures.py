@@ -79,11 +79,15 @@ class DecodeStack:
 
     def final_residual_to_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm and unembedding: (n, m, d) -> (n, m, vocab)."""
-        raise NotImplementedError
+        return self.logits_from_normed(self.final_normed(h))
 
     def final_normed(self, h: torch.Tensor) -> torch.Tensor:
         """The final norm alone: (n, m, d) -> (n, m, d), the residual the unembedding reads."""
         raise NotImplementedError
+
+    def logits_from_normed(self, normed: torch.Tensor) -> torch.Tensor:
+        """The unembedding of `final_normed`'s output: the engine norms once and reads both from it."""
+        return _linear(normed, self.unembed, getattr(self, "unembed_bias", None))
 
     def flops_per_row(self, layer: int) -> float:
         """Matmul FLOPs of one perturbed row from block `layer` through the logits."""
@@ -222,9 +226,6 @@ class LlamaStack(DecodeStack):
         a = _frozen_activation(self.act, gate, True) if freeze_mlp else self.act(gate)
         h = h + _linear(a * _linear(x, w["up"]), w["down"])
         return h, gate
-
-    def final_residual_to_logits(self, h):
-        return _linear(self._rms(h, self.final_norm), self.unembed, self.unembed_bias)
 
     def final_normed(self, h):
         return self._rms(h, self.final_norm)
@@ -388,9 +389,6 @@ class GPT2Stack(DecodeStack):
         h = h + _linear(a, w["w_out"], w["b_out"])
         return h, pre
 
-    def final_residual_to_logits(self, h):
-        return _linear(self._ln(h, self.ln_f), self.unembed)
-
     def final_normed(self, h):
         return self._ln(h, self.ln_f)
 
@@ -539,10 +537,8 @@ class HFStack(DecodeStack):
     def final_normed(self, h):
         return self.final_norm(h)  # before OPT's project_out: the norm's output is the residual's read-out
 
-    def final_residual_to_logits(self, h):
-        x = self.final_norm(h)
-        if self.project_out is not None:
-            x = self.project_out(x)
+    def logits_from_normed(self, normed):
+        x = self.project_out(normed) if self.project_out is not None else normed
         logits = _linear(x, self.unembed, self.unembed_bias)
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap

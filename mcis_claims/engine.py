@@ -226,7 +226,7 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
         if on_block is not None:
             on_block()
     normed = stack.final_normed(h)
-    logits = stack.final_residual_to_logits(h)
+    logits = stack.logits_from_normed(normed)  # one final norm serves both read-outs
     # float64 softmax: in fp32 the two log-sum-exps round differently and leave ~1e-7
     # nats of first-order noise; in fp64 only the logits' own rounding remains (~1e-12).
     logp = torch.log_softmax(logits.double(), dim=-1)
