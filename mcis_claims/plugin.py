@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import re
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,8 @@ from .config import EMBEDDED, PROFILES, RunConfig, make_config
 from .errors import EXIT_INPUT_ERROR, McisError
 from .reproduce import invocation_nodeid, reproduce_command
 from .run_state import STATE, VERDICT, RunState, conclude, run_meta
+from .ini_keys import add_ini_keys, apply_ini_keys
+from .selection import list_claims, mark_claim_ids, select_claims
 from .sites import select_layers, site_name
 
 if TYPE_CHECKING:
@@ -70,63 +71,12 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--family", type=int, default=None, metavar="M",
                     help="judge at a family of M cells instead of the collected grid's count (each record's "
                          "reproduce line sets it, so one cell rerun alone gets its verdict back)")
-    _add_ini_keys(parser, group)
-
-
-# Options with no ini key: one-shot actions, which a setting in pytest.ini would turn into a trap
-# (every run lists and exits; every run rewrites the baseline; every run is the same shard; every
-# run is judged at one family, whatever its grid).
-_NO_INI = {"list_claims", "update_baseline", "shard", "family"}
-_INI_KEYS: dict[str, tuple[str, object]] = {}  # option dest -> (ini key, the option's argparse Argument)
-
-
-def _add_ini_keys(parser, group) -> None:
-    """Every option of the group also has an ini key, `mcis_<dest>` (`--n-prompts` -> `mcis_n_prompts`).
-
-    The ini value is read as the option's text would be (same type, same choices, same checks), and
-    only when the option is not on the command line (`_apply_ini_keys`)."""
-    for option in group.options:
-        if option.dest in _NO_INI or not option.names()[0].startswith("--"):
-            continue
-        key = f"mcis_{option.dest}"
-        _INI_KEYS[option.dest] = (key, option)
-        parser.addini(key, f"{option.names()[0]}: {option.attrs().get('help') or ''}")
-
-
-def _apply_ini_keys(config) -> None:
-    """Fill each option left off the command line from its ini key; the command line wins.
-
-    A bad ini value fails with the same one-line usage error as the option would (its value
-    checks then run on it unchanged), naming the option and the key."""
-    for dest, (key, option) in _INI_KEYS.items():
-        if getattr(config.option, dest, None) not in (None, False):
-            continue  # given on the command line
-        raw = config.getini(key)
-        if raw is None or not str(raw).strip():
-            continue
-        raw, flag, attrs = str(raw).strip(), option.names()[0], option.attrs()
-        if attrs.get("nargs") == 0:  # an on/off flag
-            if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise pytest.UsageError(f"{key} = {raw}: {flag} is on or off; use true or false")
-            value = raw.lower() in ("1", "true", "yes", "on")
-        elif option.type in (int, float):
-            try:
-                value = option.type(raw)
-            except ValueError:
-                raise pytest.UsageError(f"argument {flag}: invalid {option.type.__name__} value: {raw!r} "
-                                        f"(from the ini key {key})") from None
-        else:
-            value = raw
-        choices = attrs.get("choices")
-        if choices and value not in choices:
-            raise pytest.UsageError(f"argument {flag}: invalid choice: {value!r} (choose from "
-                                    f"{', '.join(map(str, choices))}; from the ini key {key})")
-        setattr(config.option, dest, value)
+    add_ini_keys(parser, group)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "claim(spec): a scientific claim judged by the mcis-claims plugin")
-    _apply_ini_keys(config)
+    apply_ini_keys(config)
     opt = config.option
     models = None
     if getattr(opt, "models", None):
@@ -332,62 +282,8 @@ def pytest_collection_modifyitems(session, config, items):
     collected = sum(1 for item in items if item.get_closest_marker("claim"))
     # a baseline's grid wins: a run judged against it uses the level its verdicts were recorded at
     state.family = state.baseline_family or collected
-    _mark_claim_ids(config, items)
-    _select_claims(config, items)
-
-
-def claim_id(item) -> str | None:
-    marker = item.get_closest_marker("claim")
-    return marker.args[0].id if marker is not None and marker.args else None
-
-
-def claim_sort_key(claim: str) -> tuple:
-    """C2 < C4b < C10a < C12: by number, then suffix (a plain string sort puts C12 before C4b)."""
-    match = re.fullmatch(r"([A-Za-z]*)(\d+)(.*)", claim)
-    return (match.group(1), int(match.group(2)), match.group(3)) if match else (claim, 0, "")
-
-
-def _mark_claim_ids(config, items) -> None:
-    """Each claim cell also carries a marker named by its id, so `-m C1` selects C1 alone.
-
-    The id markers are registered here, once the catalogue is collected, so --strict-markers accepts them."""
-    owners: dict[str, str] = {}
-    for item in items:
-        claim = claim_id(item)
-        if claim is None:
-            continue
-        owner = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
-        if owners.setdefault(claim, owner) != owner:  # two test functions claim one id: one verdict would hide the other
-            raise pytest.UsageError(f"claim id {claim} is used by two tests ({owners[claim]} and {owner}); "
-                                    f"give each claim its own id")
-    ids = sorted(owners, key=claim_sort_key)
-    for claim in ids:
-        if claim.isidentifier():
-            config.addinivalue_line("markers", f"{claim}: the cells of claim {claim} (select with -m {claim})")
-    for item in items:
-        claim = claim_id(item)
-        if claim and claim.isidentifier():
-            item.add_marker(claim)
-
-
-def _select_claims(config, items) -> None:
-    """--claims C1,C2b: keep those claims' cells (exact ids, any case); an unknown id is one usage line."""
-    wanted = config.getoption("claims", None)
-    if not wanted:
-        return
-    known = {c.lower(): c for item in items if (c := claim_id(item))}
-    asked = [w.strip() for w in str(wanted).split(",") if w.strip()]
-    unknown = [w for w in asked if w.lower() not in known]
-    if not asked or unknown:
-        listed = ", ".join(sorted(known.values(), key=claim_sort_key))
-        raise pytest.UsageError(f"--claims {wanted}: {'no id given' if not asked else 'no claim ' + ', '.join(unknown)} "
-                                f"in the collected files; the ids are {listed}")
-    keep = {known[w.lower()] for w in asked}
-    selected = [item for item in items if claim_id(item) in keep]
-    deselected = [item for item in items if claim_id(item) not in keep]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = selected
+    mark_claim_ids(config, items)
+    select_claims(config, items)
 
 
 def pytest_collection_finish(session):
@@ -395,7 +291,7 @@ def pytest_collection_finish(session):
     config = session.config
     state = config.stash[STATE]
     if config.getoption("list_claims", False):  # after -k/-m/--claims: list what is selected, run nothing
-        _list_claims(config, session.items)
+        list_claims(config, session.items)
         session.items[:] = []
         return
     cells = [item for item in session.items if item.get_closest_marker("claim")]
@@ -420,33 +316,6 @@ def pytest_report_collectionfinish(config, start_path, items):
     running = sum(1 for item in items if item.get_closest_marker("claim"))
     return (f"mcis-claims: family M={state.family} ({source}); each verdict's interval at 1 - 2 alpha/M, "
             f"sign-test p_adj = min(1, M p); {running} cell(s) run")
-
-
-def _list_claims(config, items) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    specs = {}
-    for item in items:
-        marker = item.get_closest_marker("claim")
-        if marker and marker.args:
-            specs.setdefault(marker.args[0].id, (marker.args[0], item.path.name))
-    table = Table(title=f"{len(specs)} claims", show_lines=True)
-    for column, ratio in (("id", 1), ("claim (H1) and source", 5), ("H0 and statistic", 4), ("judged on", 2)):
-        table.add_column(column, overflow="fold", ratio=ratio)
-    for key in sorted(specs, key=claim_sort_key):
-        spec, path = specs[key]
-        table.add_row(
-            spec.id,
-            f"[bold]{spec.title}[/]\n{spec.statement}\n[dim]{spec.source} ({path})[/]",
-            f"{spec.null_hypothesis}\n[dim]{spec.statistic}[/]",
-            f"{spec.effect}\nSESOI {spec.sesoi:g}\nalpha {spec.alpha:g}\n{spec.kind}, {spec.alternative}",
-        )
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    buffer = io.StringIO()
-    Console(file=buffer, force_terminal=reporter.hasmarkup if reporter else False,
-            width=max(120, reporter._tw.fullwidth if reporter else 120)).print(table)
-    (reporter.write if reporter else sys.stdout.write)(buffer.getvalue())
 
 
 def _cell_param(request):
