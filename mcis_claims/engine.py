@@ -25,7 +25,7 @@ from typing import Callable
 
 import torch
 
-from .architectures import Prefix
+from .stack_base import Prefix
 from .errors import InputError
 from .sites import check_layer, site_name
 
@@ -312,7 +312,7 @@ def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 2
 
 
 def _hf_blocks(hf_model):
-    from .architectures import decoder_layers
+    from .stack_base import decoder_layers
 
     cfg = hf_model.config
     return decoder_layers(hf_model, int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer")))
@@ -394,7 +394,7 @@ def sweep_naive_frozen(model, layer: int, tokens: torch.Tensor, points: torch.Te
     reverse-mode autograd, not the engine's forward mode). Read-outs: kl, top1_changed, clean_margin,
     resid_l2 (after each block L..N-1, from the decoder layers' outputs).
     """
-    from .architectures import _activation_module
+    from .stack_base import _activation_module
 
     tokens = _check_tokens(model, tokens)
     layer = check_layer(layer, model.n_layers, model.name)

@@ -24,8 +24,8 @@ def test_engine_passes_parity_on_tiny_models(tiny_model, layer):
 
 def test_a_wrong_engine_fails_parity_with_one_line(tiny_model, monkeypatch):
     stack = tiny_model.stack
-    original = stack.final_residual_to_logits
-    monkeypatch.setattr(stack, "final_residual_to_logits", lambda h: original(h) * 1.05)
+    original = stack.logits_from_normed  # what the engine unembeds with
+    monkeypatch.setattr(stack, "logits_from_normed", lambda normed: original(normed) * 1.05)
     check = check_site(tiny_model, 1, _tokens(), torch.Generator().manual_seed(0))
     assert not check.ok
     assert any("engine KL differs" in p for p in check.problems)
