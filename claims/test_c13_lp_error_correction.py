@@ -16,7 +16,9 @@ Directions, at the grid's earliest layer (last position, `blocks.L.hook_resid_pr
                plural_s, past_ed, sentence_start (lp_fit.PROPERTIES; >= 20 windows a side);
   control      `randomdiffavg`: the unit mean of 30 differences of random real activations
                of the fit pool (construction-matched: a difference of two means of 30).
-Pairs: the first 3 of each family (8 with --profile full) with |cos| < 0.1. Rays: the four
+Pairs: the first 3 of each family (8 with --profile full) with |cos| < 0.1; 12 control
+directions are drawn, and 12 more at a time (up to 384) only while too few pairs pass (a model
+whose residual has a dominant dimension, Gemma-3 at layer 1). Rays: the four
 half-axes and 3 interior rays (22.5, 45, 67.5 deg) per quadrant, up to 60 deg; intercepts by a
 4-point grid and one log-log secant step. Anchors: the first 16 base prompts (32 with full).
 
@@ -68,7 +70,8 @@ def measure(cell):
     contrastive = lp_fit.contrastive_directions(cell.model.tokenizer, cell.fit_tokens, site.activations)
     names = list(contrastive)
     con = torch.stack([contrastive[name]["direction"] for name in names])
-    ctl = lp_fit.random_diff_average(site.activations, 4 * N_PAIRS[profile], cell.generator("C13", "control"))
+    ctl = lp_fit.random_diff_average_pool(site.activations, 4 * N_PAIRS[profile], N_PAIRS[profile],
+                                          cell.generator("C13", "control"))
     con_pairs = lp_fit.low_cosine_pairs(con, N_PAIRS[profile])
     ctl_pairs = lp_fit.low_cosine_pairs(ctl, N_PAIRS[profile])
     if not con_pairs or not ctl_pairs:

@@ -272,6 +272,21 @@ def random_diff_average(activations: torch.Tensor, k: int, generator: torch.Gene
     return mean / mean.norm(dim=-1, keepdim=True)
 
 
+def random_diff_average_pool(activations: torch.Tensor, k: int, n_pairs: int, generator: torch.Generator, *,
+                             max_cos: float = 0.1, limit: int = 384) -> torch.Tensor:
+    """`k` control directions, and more (k at a time, up to `limit`) until `n_pairs` pairs pass the filter.
+
+    Where a few residual dimensions carry most of the norm (Gemma-3's layer 1: one dimension's mean
+    |activation| is 190 x the median's), most difference means point along them and k = 12 may hold
+    no pair with |cos| < 0.1. The first k are drawn exactly as `random_diff_average(..., k)` would,
+    so where they suffice nothing changes; the pairs are still the first in preference order.
+    """
+    pool = random_diff_average(activations, k, generator)
+    while len(low_cosine_pairs(pool, n_pairs, max_cos=max_cos)) < n_pairs and pool.shape[0] + k <= limit:
+        pool = torch.cat([pool, random_diff_average(activations, k, generator)])
+    return pool
+
+
 def low_cosine_pairs(directions: torch.Tensor, k: int, *, max_cos: float = 0.1) -> list[tuple[int, int]]:
     """The first k pairs (i, j), i < j in preference order, with |cos| < max_cos (the paper's filter).
 

@@ -145,3 +145,24 @@ def test_measure_lp_on_a_tiny_model(tiny_model):
     assert finite.size > 0 and np.all((finite >= 0.5) & (finite <= 10))
     with pytest.raises(InputError, match="must not precede"):
         lp_fit.measure_lp(tiny_model, 2, tokens, anchors, d[:2], d[2:], readout_block=1)
+
+
+def test_control_pool_grows_only_where_the_first_directions_have_no_low_cosine_pair():
+    """Where k = 12 difference means suffice the pool is exactly those 12 (SmolLM2's numbers stand);
+    where one residual dimension dominates (Gemma-3's layer 1), more are drawn until pairs pass."""
+    import torch
+
+    from mcis_claims import lp_fit
+
+    plain = torch.randn(1000, 64, generator=torch.Generator().manual_seed(0))
+    pool = lp_fit.random_diff_average_pool(plain, 12, 3, torch.Generator().manual_seed(1))
+    first = lp_fit.random_diff_average(plain, 12, torch.Generator().manual_seed(1))
+    assert torch.equal(pool, first)
+
+    massive = plain.clone()
+    massive[:, 0] *= 200.0  # one dimension carries most of every difference
+    first = lp_fit.random_diff_average(massive, 12, torch.Generator().manual_seed(1))
+    assert len(lp_fit.low_cosine_pairs(first, 3)) < 3
+    pool = lp_fit.random_diff_average_pool(massive, 12, 3, torch.Generator().manual_seed(1))
+    assert pool.shape[0] > 12 and torch.equal(pool[:12], first)
+    assert len(lp_fit.low_cosine_pairs(pool, 3)) == 3
