@@ -25,6 +25,10 @@ class Row:
     status: str
     messages: list  # one line per non-"same" comparison
 
+    @property
+    def effect_name(self) -> str:
+        return next(c.effect_name for c in self.cells if c is not None)
+
 
 def load_run(path: str, role: str) -> BaselineFile:
     """A run or baseline for `compare`, with errors worded for its side (never "create a baseline")."""
@@ -78,8 +82,7 @@ def render_markdown(paths: list[str], rows: list[Row]) -> str:
     lines = [head, "|---|---|---:|---|" + "---|" * len(paths) + "---|"]
     for r in rows:
         claim, model, layer = r.key
-        name = next(c.effect_name for c in r.cells if c is not None)
-        lines.append(f"| {claim} | {model} | {layer} | {name} | "
+        lines.append(f"| {claim} | {model} | {layer} | {r.effect_name} | "
                      + " | ".join(_cell_text(c).replace("|", "\\|") for c in r.cells) + f" | **{r.status}** |")
     lines += ["", " · ".join(f"{n} {s}" for s, n in counts(rows).items())]
     return "\n".join(lines) + "\n"
@@ -115,11 +118,10 @@ def render_rich(paths: list[str], runs: list[BaselineFile], rows: list[Row], con
     table.add_column("status", no_wrap=True)
     for r in rows:
         claim, model, layer = r.key
-        name = next(c.effect_name for c in r.cells if c is not None)
         sides = [Text("—", style="dim") if c is None else
-                 Text.assemble((c.verdict, RICH_STYLE.get(c.verdict, "")),
-                               f" {c.effect_str().removeprefix(c.effect_name).strip()}") for c in r.cells]
-        table.add_row(Text(claim), Text(model), Text(str(layer)), Text(name, style="dim"), *sides,
+                 Text.assemble((c.verdict, RICH_STYLE.get(c.verdict, "")), _cell_text(c).removeprefix(c.verdict))
+                 for c in r.cells]
+        table.add_row(Text(claim), Text(model), Text(str(layer)), Text(r.effect_name, style="dim"), *sides,
                       Text(r.status, style=style[r.status]))
     table.caption = " · ".join(f"{n} {s}" for s, n in counts(rows).items())
     console.print(table)

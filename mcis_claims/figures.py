@@ -373,13 +373,19 @@ def plot_units(record: CellRecord, path: Path) -> None:
     save_png(fig, path)
 
 
+def _per_layer(record: dict) -> dict | None:
+    """A depth claim's per-layer profile (details.per_layer), or None."""
+    per_layer = (record.get("details") or {}).get("per_layer")
+    return per_layer if isinstance(per_layer, dict) and per_layer else None
+
+
 def depth_points(records: list[dict]) -> dict[str, list[tuple[int, float, float, float]]]:
     """model -> [(layer, effect, ci_low, ci_high)] for one claim: a depth claim's own per-layer
     profile (details.per_layer), else the claim's cells at each layer of the grid."""
     out: dict[str, list] = {}
     for r in records:
-        per_layer = (r.get("details") or {}).get("per_layer")
-        if isinstance(per_layer, dict) and per_layer:
+        per_layer = _per_layer(r)
+        if per_layer:
             for layer, row in per_layer.items():
                 if isinstance(row, dict) and _finite(row.get("median_ratio")):
                     ci = row.get("ci") or [None, None]
@@ -401,8 +407,9 @@ def plot_depth(claim: str, records: list[dict], path: Path) -> bool:
     first = records[0]
     spec, effect = first.get("spec") or {}, first.get("effect") or {}
     name = str(effect.get("name") or "effect")
-    if any(isinstance((r.get("details") or {}).get("per_layer"), dict) for r in records):
-        name = "median_ratio"  # a depth claim's profile is the per-layer gap, whatever its decision effect
+    profiled = any(_per_layer(r) for r in records)  # a depth claim: its own per-layer gap profile
+    if profiled:
+        name = "median_ratio"  # the profile is the per-layer gap, whatever the decision's effect
     ratio = name.endswith("ratio")
     fig = Figure(figsize=(9, 4.4), dpi=110)
     FigureCanvasAgg(fig)
@@ -415,7 +422,7 @@ def plot_depth(claim: str, records: list[dict], path: Path) -> bool:
         ax.errorbar(layers, values, yerr=np.where(np.isfinite(errors), errors, 0), color=color, marker="o",
                     capsize=4, linewidth=1.8, label=model if len(model) <= 32 else "…" + model[-31:])
     ax.axhline(1.0 if ratio else 0.0, color="#57606a", linewidth=1.2, label="no effect")
-    if not any(isinstance((r.get("details") or {}).get("per_layer"), dict) for r in records):
+    if not profiled:  # the SESOI is on the decision's scale, not the profile's
         for j, edge in enumerate(sesoi_edges(spec, name)):
             ax.axhline(edge, color="#0969da", linestyle="--", linewidth=1.3, label="SESOI" if j == 0 else None)
     if ratio and all(_finite(v) and v > 0 for rows in points.values() for r in rows for v in r[1:]):

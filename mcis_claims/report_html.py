@@ -67,8 +67,7 @@ def _header(data: dict) -> str:
     config = run.get("config") or {}
     rows = []
     models = run.get("models") or {}
-    shown = [m for m in config.get("models") or list(models)]
-    for name in shown or list(models):
+    for name in config.get("models") or list(models):  # in --models order
         meta = models.get(name) if isinstance(models.get(name), dict) else {}
         rows.append(("model", f"{esc(name)}<span style='color:#57606a'>{esc(_provenance(meta))}</span>"))
     if run.get("command"):
