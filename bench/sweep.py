@@ -26,7 +26,8 @@ import torch
 
 from mcis_claims import load_model, sweep
 from mcis_claims.engine import _hf_blocks, resid_pre
-from mcis_claims.models import _load_hf, _quiet_loading, canonical_name, wrap_hf_model
+from mcis_claims.hf_loading import _quiet_loading
+from mcis_claims.models import _load_hf, canonical_name, wrap_hf_model
 from mcis_claims.prompts import load_corpus, sample_prompts
 
 

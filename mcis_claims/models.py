@@ -5,15 +5,14 @@ Every model is loaded in fp32 as a Hugging Face causal LM, then wrapped by
 TransformerLens' `TransformerBridge` (always with `hf_model=` and `tokenizer=`, so the
 bridge makes no hub call) for TL hook names, and by a `DecodeStack` for the fast
 sweep engine. Names resolve the same way everywhere: `--models`, `load_model()`,
-reports, cache keys.
+reports, cache keys. An embedded model's dequantised copy is kept by `conversion`;
+`hf_loading` keeps transformers quiet, turns its failures into one line and fingerprints
+the weights.
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import hashlib
-import io
-import json
-import logging
 import os
 import re
 import socket
@@ -24,9 +23,10 @@ from pathlib import Path
 
 import torch
 
-from . import assets, cache
+from . import assets, cache, conversion
 from .architectures import DecodeStack, decode_stack_for
 from .errors import ModelLoadError
+from .hf_loading import _file_errors, _first_line, _hub_errors, _quiet_loading, _state_fingerprint
 
 EMBEDDED = "smollm2-135m"
 GEMMA = "gemma3-270m"
@@ -230,8 +230,10 @@ def describe(name: str) -> ModelInfo:
             return ModelInfo(key, m.n_layers, m.d_model, m.arch, _max_positions(m.hf_model.config))
     if key in _DESCRIBED:  # collection asks once per claim file; a GGUF's metadata takes seconds to parse
         return _DESCRIBED[key]
-    # shapes only: an embedded model's verified cached config.json spares parsing its GGUF
-    config = (_verified_cached_config(key) if _kind(key) == "embedded" else None) or _config_for(key)
+    config = None
+    if _kind(key) == "embedded":  # shapes only: its verified cached config.json spares parsing the GGUF
+        config = conversion.verified_config(conversion.directory(key, EMBEDDED_MODELS[key]))
+    config = config or _config_for(key)
     n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
     d_model = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None)
     info = ModelInfo(key, int(n_layers), int(d_model), config.model_type, _max_positions(config))
@@ -284,10 +286,16 @@ def _config_for(key: str):
         return _config_for(base)
     if kind in ("embedded", "gguf"):
         directory, filename = _gguf_location(key)
-        with _quiet_loading(), _file_errors(f"GGUF {Path(directory) / filename}"):
-            return AutoConfig.from_pretrained(directory, gguf_file=filename)
+        if (directory, filename) not in _GGUF_CONFIGS:  # seconds to parse; C12 asks once per random seed
+            with _quiet_loading(), _file_errors(f"GGUF {Path(directory) / filename}"):
+                _GGUF_CONFIGS[directory, filename] = AutoConfig.from_pretrained(directory, gguf_file=filename)
+        return copy.deepcopy(_GGUF_CONFIGS[directory, filename])  # callers edit their copy
     with _quiet_loading(), _hub_errors(key):
         return _from_local_or_hub(AutoConfig.from_pretrained, key)
+
+
+_GGUF_CONFIGS: dict[tuple[str, str], object] = {}  # (directory, filename) -> parsed config, per process
+_GGUF_TOKENIZERS: dict[tuple[str, str], object] = {}  # (directory, filename) -> parsed tokenizer, per process
 
 
 def _gguf_location(key: str) -> tuple[str, str]:
@@ -342,138 +350,26 @@ def _load_embedded(key: str = EMBEDDED):
     GGUF with a warning, never used. The fingerprint returned is that of the weights loaded.
     """
     asset = EMBEDDED_MODELS[key]
-    converted = _conversion_dir(key)
+    converted = conversion.directory(key, asset)
     if isinstance(asset, assets.SplitAsset):
         source = f"gguf:{asset.parts[0].spec}..{asset.parts[-1].spec}/{asset.filename}"
     else:
         source = f"gguf:{asset.package}=={asset.version}/{asset.member}"
     notes: list[str] = []
-    cached = _read_conversion(converted, asset.sha256, notes)
+    cached = conversion.read(converted, asset.sha256, notes)
     if cached is None:
         # Two first runs at once: one converts, the other waits here, then loads what it wrote.
         with cache.build_lock(converted, required=False):
-            cached = _read_conversion(converted, asset.sha256, [])
+            cached = conversion.read(converted, asset.sha256, [])
             if cached is None:
                 gguf = assets.fetch(asset)
                 hf_model, tokenizer = _load_gguf(str(gguf.parent), gguf.name, key)
                 fingerprint = _state_fingerprint(hf_model)
-                _write_conversion(converted, hf_model, tokenizer, notes, gguf_sha256=asset.sha256, source=source,
-                                  weights_sha256=fingerprint)
+                conversion.write(converted, hf_model, tokenizer, notes, gguf_sha256=asset.sha256, source=source,
+                                 weights_sha256=fingerprint)
                 return hf_model, tokenizer, source, fingerprint, notes
     hf_model, tokenizer, fingerprint = cached
     return hf_model, tokenizer, source, fingerprint, notes  # the fingerprint of the weights used, verified
-
-
-_CONVERSION_MARKER = "mcis-source.json"
-
-
-def _read_conversion(converted: Path, gguf_sha256: str, notes: list[str]):
-    """(hf_model, tokenizer, weights sha256) from a cached conversion whose weights hash to the sha256
-    recorded when it was written, else None, with a note saying why (a note starting "warning:"
-    is also shown as a warning). Nothing cached yet is None without a note."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    marker = converted / _CONVERSION_MARKER
-    if not marker.exists():
-        return None
-    rebuilt = "rebuilt from the verified GGUF"
-    try:
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
-        expected = recorded.get("weights_sha256") if isinstance(recorded, dict) else None
-        if not expected or recorded.get("gguf_sha256") != gguf_sha256:
-            notes.append(f"warning: cached conversion {converted} records no weights hash for this GGUF "
-                         f"(written by an older mcis-claims); {rebuilt}")
-            return None
-        changed = _changed_files(converted, recorded.get("files_sha256"))
-        if changed:  # config.json and the tokenizer move results as surely as the weights do
-            notes.append(f"warning: cached conversion {converted}: {changed}; {rebuilt}")
-            return None
-        tokenizer = AutoTokenizer.from_pretrained(converted)
-        hf_model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32)
-    except Exception as exc:
-        notes.append(f"warning: cached conversion {converted} does not load ({type(exc).__name__}: "
-                     f"{_first_line(exc)}); {rebuilt}")
-        return None
-    got = _state_fingerprint(hf_model)
-    if got != expected:
-        notes.append(f"warning: cached conversion {converted} has weights sha256 {got[:12]}..., not the "
-                     f"{expected[:12]}... recorded when it was written (changed on disk); {rebuilt}")
-        return None
-    return hf_model, tokenizer, got
-
-
-def _conversion_dir(key: str) -> Path:
-    return assets.cache_dir() / "models" / f"{key}-{EMBEDDED_MODELS[key].sha256[:12]}"
-
-
-def _changed_files(directory: Path, recorded) -> str | None:
-    """Which file of a conversion is not the one written (its sha256 recorded then), or why the
-    record is unusable; None when every recorded file matches. The weights are checked by value."""
-    if not isinstance(recorded, dict) or not recorded:
-        return "no per-file sha256 recorded (written by an older mcis-claims)"
-    for name, digest in sorted(recorded.items()):
-        path = directory / name
-        if not path.is_file() or cache.sha256_file(path) != digest:
-            return f"{name} is missing or changed on disk (sha256 differs from the one recorded)"
-    return None
-
-
-def _verified_cached_config(key: str):
-    """The config of an embedded model from its conversion cache, when config.json matches its recorded
-    sha256 (a millisecond read; parsing the GGUF's metadata takes seconds); else None."""
-    from transformers import AutoConfig
-
-    converted = _conversion_dir(key)
-    try:
-        recorded = json.loads((converted / _CONVERSION_MARKER).read_text(encoding="utf-8"))
-        digest = recorded["files_sha256"]["config.json"]
-        if cache.sha256_file(converted / "config.json") != digest:
-            return None
-        return AutoConfig.from_pretrained(converted, local_files_only=True)
-    except Exception:  # no cache yet, an older one, or a damaged one: read the GGUF instead
-        return None
-
-
-def _write_conversion(converted: Path, hf_model, tokenizer, notes: list[str], **meta) -> None:
-    """Write the conversion to a private folder, check that it loads back to the same weights hash,
-    then rename it into place: a reader sees the old folder, none, or the whole new one."""
-    import shutil
-    import tempfile
-
-    from safetensors.torch import save_model
-
-    staging = None
-    try:
-        converted.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{converted.name}.", dir=converted.parent))
-        os.chmod(staging, 0o755)  # mkdtemp makes 0700; the cache is shared
-        # save_pretrained refuses models that came through the GGUF quantizer; the
-        # weights are dense fp32 now, so write them with safetensors directly.
-        save_model(hf_model, str(staging / "model.safetensors"))
-        hf_model.config.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        meta["files_sha256"] = {f.name: cache.sha256_file(f) for f in sorted(staging.iterdir())
-                                if f.is_file() and f.name != "model.safetensors"}  # the weights: by value
-        (staging / _CONVERSION_MARKER).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        check: list[str] = []
-        with _quiet_loading():
-            if _read_conversion(staging, meta["gguf_sha256"], check) is None:
-                notes.append(f"warning: the conversion does not load back to the same weights ({'; '.join(check)}); "
-                             f"not cached, so every load converts the GGUF again")
-                return
-        old = None
-        if converted.exists():  # a damaged copy: move it aside, then the new one in (two renames)
-            old = converted.with_name(f".{converted.name}.old-{os.getpid()}")
-            os.replace(converted, old)
-        os.replace(staging, converted)
-        staging = None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:  # the cache is an optimisation; a read-only cache just means slower loads
-        notes.append(f"could not cache the conversion at {converted} ({exc.strerror or exc}); loads convert again")
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load_random(key: str):
@@ -531,8 +427,10 @@ def _tokenizer_for_random(base: str):
 
     if base in EMBEDDED_MODELS or base.endswith(".gguf"):
         directory, filename = _gguf_location(base)
-        with _file_errors(f"GGUF {Path(directory) / filename}"):
-            return AutoTokenizer.from_pretrained(directory, gguf_file=filename), []
+        if (directory, filename) not in _GGUF_TOKENIZERS:  # read-only once built: shared by the seeds
+            with _file_errors(f"GGUF {Path(directory) / filename}"):
+                _GGUF_TOKENIZERS[directory, filename] = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+        return _GGUF_TOKENIZERS[directory, filename], []
     try:
         with _quiet_loading():
             return AutoTokenizer.from_pretrained(os.path.expanduser(base), local_files_only=True), []
@@ -579,67 +477,3 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
-
-
-def _state_fingerprint(hf_model) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(hf_model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _hub_errors(key: str):
-    """Turn the hub's long offline tracebacks into one line that says what to do."""
-    try:
-        yield
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError) as exc:
-        text = str(exc)
-        offline = any(s in text for s in ("offline", "couldn't connect", "Connection", "resolve", "cache"))
-        if offline or "does not appear to have" in text or "not a valid model identifier" in text:
-            raise ModelLoadError(
-                f"model {key!r} is not available locally and the Hugging Face hub cannot be reached; "
-                f"download it where there is network (huggingface-cli download {key}) and point HF_HOME at "
-                f"that cache, or pass a local directory or .gguf path"
-            ) from None
-        raise ModelLoadError(f"cannot load model {key!r}: {_first_line(exc)}") from None
-    except Exception as exc:  # a local file the readers cannot parse (safetensors, JSON, ...): one line
-        raise ModelLoadError(f"cannot load model {key!r}: {type(exc).__name__}: {_first_line(exc)}") from None
-
-
-@contextlib.contextmanager
-def _file_errors(what: str):
-    """Any parse failure of a model file (the GGUF reader raises struct.error, KeyError, ...) as one line naming it."""
-    try:
-        yield
-    except ModelLoadError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"cannot read {what}: {type(exc).__name__}: {_first_line(exc)}; "
-                             f"is the file complete? (a truncated download fails like this)") from None
-
-
-@contextlib.contextmanager
-def _quiet_loading():
-    """Silence progress bars and advisory warnings from transformers/TL while loading."""
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    logging.getLogger("transformer_lens").setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        hf_logging.set_verbosity(previous)
-        hf_logging.enable_progress_bar()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -2,7 +2,9 @@
 
 A site is the TransformerLens address `blocks.{L}.hook_resid_pre`: the residual
 stream entering block L (for L = 1, after block 0, the published write site).
-The same string is used in options, cache keys, JSON and test ids.
+The same string is used in options, cache keys, JSON and test ids. Hook names that
+others write (an SAE's cfg.json) may use the alias `blocks.{L-1}.hook_resid_post`;
+`layer_of` maps both.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from .errors import SiteError
 
 RESID_PRE = "blocks.{layer}.hook_resid_pre"
 _SITE = re.compile(r"blocks\.(\d+)\.hook_resid_pre")
+_RESIDUAL = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")  # a hook name that may be an alias
 
 
 def site_name(layer: int) -> str:
@@ -24,6 +27,20 @@ def parse_site(site: str) -> int:
     if not match:
         raise SiteError(f"site {site!r} is not supported; use blocks.<L>.hook_resid_pre")
     return int(match.group(1))
+
+
+def layer_of(hook_name: str) -> int:
+    """The L whose `blocks.L.hook_resid_pre` a hook name reads: the site itself, or its alias
+    `blocks.{L-1}.hook_resid_post` (the same tensor), as an SAE's cfg.json may name it.
+
+    >>> layer_of("blocks.2.hook_resid_post")
+    3
+    """
+    match = _RESIDUAL.fullmatch(hook_name.strip())
+    if not match:
+        raise SiteError(f"hook {hook_name!r} is not a residual-stream site; use blocks.<L>.hook_resid_pre "
+                        f"(or blocks.<L-1>.hook_resid_post)")
+    return int(match.group(1)) + (match.group(2) == "post")
 
 
 def default_layers(n_layers: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""Paired effect sizes over base prompts, and the order statistics the verdict is decided on.
+"""Paired effect sizes over base prompts, built on the order statistics the verdict is decided on.
 
 The unit of analysis is the base prompt: each function takes one value per base prompt
 for condition A and for condition B (or their differences `d`) and returns a frozen
@@ -10,9 +10,11 @@ equivalence_log_ratio  the same sample, for an equivalence claim (TOST of the me
 PairedSample         what the verdict is decided on: per-unit bounds [low, high] of d
 median_interval      order-statistic (binomial) interval of the median, one-sided level per end
 sign_test            exact sign test of the median against a value (scipy.stats.binomtest's law)
-sign_test_required_n the n at which the sign test has the wanted power
 adjust_pvalues       Holm, Benjamini-Hochberg, or none; NaNs pass through
 matched_pairs_rank_biserial, cohens_dz   descriptive effect sizes of d
+
+`median_interval`, `sign_test` and `order_statistic_rank` are defined in `order_stats` and
+re-exported here for claim files; the n the sign test needs (`required_n`) is in `power`.
 
 Why medians and sign tests. Radii-to-threshold are skewed and often right-censored at
 the end of the radius schedule. The effect reported is the median of d, so the test that
@@ -29,23 +31,19 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
 
 import numpy as np
 from scipy import stats as _sps
 
 from .errors import InputError
+# order_statistic_rank is not used here: it is re-exported, as stats.X, with the others
+from .order_stats import ConfidenceInterval, median_interval, order_statistic_rank, sign_test  # noqa: F401
+from .power import required_n, required_n_equivalence
 
 MIN_PAIRS = 5  # below this no test or interval means much
 _ALTERNATIVES = ("greater", "less", "two-sided")
 _ADJUST_METHODS = ("holm", "bh", "none")
 _SIGN_TEST = "exact sign test of the median (binomial), paired over base prompts"
-MAX_REQUIRED_N = 100_000
-
-
-class ConfidenceInterval(NamedTuple):
-    low: float
-    high: float
 
 
 @dataclass(frozen=True)
@@ -177,88 +175,6 @@ class EquivalenceResult:
         })
 
 
-# ---------------------------------------------------------------- order statistics of the median
-
-
-def order_statistic_rank(n: int, alpha: float) -> int:
-    """The largest l with P(Binomial(n, 1/2) <= l - 1) <= alpha; 0 if even l = 1 is too wide.
-
-    With d sorted, d_(l) is then a lower confidence bound for the median at one-sided level
-    alpha (and d_(n-l+1) an upper one): d_(l) exceeds the median only if at most l - 1 of
-    the n values fall below it.
-
-    >>> order_statistic_rank(128, 0.01 / 32)   # decision.md: "roughly the 45th and 84th"
-    45
-    """
-    if n < 1:
-        return 0
-    cdf = _sps.binom.cdf(np.arange(n), n, 0.5)  # P(B <= l - 1) for l = 1..n
-    return int(np.count_nonzero(cdf <= alpha))
-
-
-def median_interval(low, high=None, *, alpha: float) -> ConfidenceInterval:
-    """Order-statistic interval of the median: each end one-sided at `alpha` (level 1 - 2 alpha).
-
-    The lower end comes from `low`, the upper from `high` (the same values when nothing is
-    censored). An end that n units cannot bound is -inf / +inf.
-
-    >>> median_interval(np.arange(1.0, 11.0), alpha=0.06)   # P(B <= 1) = 0.011, P(B <= 2) = 0.055
-    ConfidenceInterval(low=3.0, high=8.0)
-    """
-    low = np.sort(np.asarray(low, dtype=np.float64))
-    high = low if high is None else np.sort(np.asarray(high, dtype=np.float64))
-    rank = order_statistic_rank(low.size, alpha)
-    if rank == 0:
-        return ConfidenceInterval(-math.inf, math.inf)
-    return ConfidenceInterval(float(low[rank - 1]), float(high[high.size - rank]))
-
-
-def sign_test(d, value: float = 0.0, *, alternative: str = "greater") -> tuple[int, float]:
-    """Exact sign test of H0: median(d) <= value ("greater") or >= value ("less") -> (count, p).
-
-    Units equal to `value` count against the alternative (conservative, and what keeps the
-    test dual to `median_interval`): p = P(Binomial(n, 1/2) >= #{d > value}) for "greater".
-
-    >>> sign_test([1.0, 2, 3, 4, 5, 6], 0.0)
-    (6, 0.015625)
-    """
-    d = np.asarray(d, dtype=np.float64)
-    if alternative not in ("greater", "less"):
-        raise InputError(f"alternative={alternative!r}: the sign test here is one-sided; choose greater or less")
-    count = int(np.count_nonzero(d > value if alternative == "greater" else d < value))
-    return count, float(_sps.binom.sf(count - 1, d.size, 0.5)) if d.size else 1.0
-
-
-def sign_test_power(n, q: float, alpha: float) -> np.ndarray:
-    """Power of the one-sided sign test at level alpha with n units, when P(d beyond the value) = q."""
-    n = np.atleast_1d(np.asarray(n, dtype=np.int64))
-    critical = _sps.binom.isf(alpha, n, 0.5) + 1  # smallest k with P(B >= k) <= alpha
-    return _sps.binom.sf(critical - 1, n, q)
-
-
-def sign_test_required_n(q: float, alpha: float, power: float = 0.8, *, q_other: float | None = None) -> int | None:
-    """Smallest n at which the sign test (at one-sided alpha) has `power`, when P(d beyond) = q.
-
-    With `q_other` (an equivalence: both one-sided tests must reject) the power is the
-    Bonferroni lower bound 1 - (1 - power_1) - (1 - power_2). None if q <= 1/2 (no n suffices)
-    or more than MAX_REQUIRED_N units would be needed.
-    """
-    if not (0 < alpha < 1 and 0 < power < 1):
-        raise InputError(f"alpha={alpha!r}, power={power!r}: both must lie in (0, 1)")
-    qs = [q] if q_other is None else [q, q_other]
-    if any(not (0.5 < x <= 1) for x in qs):
-        return None
-    start = 1
-    while start <= MAX_REQUIRED_N:  # chunks of growing size: most answers lie in the first ones
-        n = np.arange(start, min(4 * start + 64, MAX_REQUIRED_N + 1))
-        achieved = 1 - sum(1 - sign_test_power(n, x, alpha) for x in qs)
-        hits = np.flatnonzero(achieved >= power)
-        if hits.size:
-            return int(n[hits[0]])
-        start = int(n[-1]) + 1
-    return None
-
-
 # ---------------------------------------------------------------- paired estimates
 
 
@@ -316,40 +232,6 @@ def _sample(low, high, log_scale, ca, cb, docs, a=None, b=None) -> PairedSample:
     return PairedSample(low=low, high=high, log_scale=log_scale,
                         censored={"a": float(np.mean(ca)), "b": float(np.mean(cb))},
                         documents=docs, n_documents=n_docs, arm_a=a, arm_b=b)
-
-
-def required_n(sample: PairedSample, *, sesoi: float, alpha: float, power: float = 0.8,
-               alternative: str = "greater", target: float | None = None) -> int | None:
-    """Units the sign test needs at one-sided `alpha` to reach `power` if the true effect is `target`.
-
-    decision.md, "Power": the observed d (censored values at their bound) are shifted so
-    that their median is `target` (default 1.5 x the SESOI on d's scale; for an existence
-    claim, whose SESOI is the null, the observed median), q = P(d beyond the SESOI) is read
-    off the shifted values, and the binomial power gives n. All on d's scale.
-    """
-    if alternative not in ("greater", "less"):
-        raise InputError(f"alternative={alternative!r}: required_n is for one-sided claims")
-    d = sample.point
-    d = d[np.isfinite(d)]
-    if d.size < 2 or not math.isfinite(sesoi):
-        return None
-    if target is None:
-        target = 1.5 * sesoi if sesoi != 0 else float(np.median(d))
-    shifted = d - np.median(d) + target
-    q = float(np.mean(shifted > sesoi if alternative == "greater" else shifted < sesoi))
-    return sign_test_required_n(q, alpha, power)
-
-
-def required_n_equivalence(sample: PairedSample, *, margin: float, alpha: float,
-                           power: float = 0.8) -> int | None:
-    """As `required_n`, for TOST of the median within (-margin, margin) when the true median is 0."""
-    d = sample.point
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        return None
-    shifted = d - np.median(d)
-    return sign_test_required_n(float(np.mean(shifted > -margin)), alpha, power,
-                                q_other=float(np.mean(shifted < margin)))
 
 
 def matched_pairs_rank_biserial(d) -> float:

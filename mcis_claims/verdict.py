@@ -198,7 +198,7 @@ def check_estimate_matches(spec: ClaimSpec, estimate: EffectEstimate) -> None:
 
 
 def _decide_directional(spec, estimate, units, alpha, delta, low, high, summary, base, problem) -> Decision:
-    from . import stats
+    from . import power, stats
 
     greater = spec.alternative == "greater"
     # the claim's test uses each unit's bound that hurts the claim; the refutations the other bound
@@ -235,7 +235,7 @@ def _decide_directional(spec, estimate, units, alpha, delta, low, high, summary,
     if problem is None and spec.kind == "directional" and short_of(far):
         return Decision("negligible", f"{summary} lies wholly {other_side} {bound}: the effect, if any, "
                                       f"is smaller than claimed; {p_text}", None, **base)
-    required = None if problem else stats.required_n(units, sesoi=delta, alpha=alpha, power=POWER,
+    required = None if problem else power.required_n(units, sesoi=delta, alpha=alpha, power=POWER,
                                                        alternative=spec.alternative)
     why = problem or f"{summary} straddles {bound}; {p_text}"
     if required is not None:
@@ -244,7 +244,7 @@ def _decide_directional(spec, estimate, units, alpha, delta, low, high, summary,
 
 
 def _decide_equivalence(spec, estimate, units, low, high, summary, base, problem) -> Decision:
-    from . import stats
+    from . import power, stats
 
     alpha = spec.alpha / base["family"]
     margin = math.log1p(spec.sesoi) if spec.is_ratio else float(spec.sesoi)
@@ -269,7 +269,7 @@ def _decide_equivalence(spec, estimate, units, low, high, summary, base, problem
     if problem is None and (high < -margin or low > margin):
         return Decision("reversed", f"{summary} lies wholly outside the {bounds}: the effect is still there; "
                                     f"{p_text}", None, **base)
-    required = None if problem else stats.required_n_equivalence(units, margin=margin, alpha=alpha, power=POWER)
+    required = None if problem else power.required_n_equivalence(units, margin=margin, alpha=alpha, power=POWER)
     why = problem or f"{summary} overlaps the edge of the {bounds}; {p_text}"
     if required is not None:
         why += f"; about {required} base prompts would settle it (power {POWER:g} if the true effect is null)"

@@ -8,7 +8,8 @@ import torch
 
 from mcis_claims import load_model, sweep, sweep_naive
 from mcis_claims.engine import resid_pre
-from mcis_claims.models import _load_hf, _quiet_loading, wrap_hf_model
+from mcis_claims.hf_loading import _quiet_loading
+from mcis_claims.models import _load_hf, wrap_hf_model
 from mcis_claims.parity import check_site
 from mcis_claims.prompts import load_corpus, sample_prompts
 

@@ -1,7 +1,7 @@
 """Model resolution: names, paths, random init, and one-line errors for bad input."""
 import pytest
 
-from mcis_claims import models
+from mcis_claims import hf_loading, models
 from mcis_claims.errors import ModelLoadError
 
 
@@ -105,7 +105,7 @@ def test_a_changed_tensor_in_the_cached_conversion_is_detected_and_rebuilt(tmp_p
 
     monkeypatch.setattr(models, "_load_gguf", convert)
     hf_model, _, _, fingerprint, notes = models._load_embedded(models.EMBEDDED)
-    assert len(conversions) == 1 and notes == [] and fingerprint == models._state_fingerprint(hf_model)
+    assert len(conversions) == 1 and notes == [] and fingerprint == hf_loading._state_fingerprint(hf_model)
     _, _, _, cached_fingerprint, notes = models._load_embedded(models.EMBEDDED)
     assert len(conversions) == 1 and notes == [] and cached_fingerprint == fingerprint  # read back, verified
 

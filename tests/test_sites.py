@@ -2,7 +2,7 @@
 import pytest
 
 from mcis_claims.errors import SiteError
-from mcis_claims.sites import check_layer, default_layers, parse_site, select_layers, site_name
+from mcis_claims.sites import check_layer, default_layers, layer_of, parse_site, select_layers, site_name
 
 
 def test_site_names_round_trip():
@@ -10,6 +10,18 @@ def test_site_names_round_trip():
     assert parse_site(" blocks.12.hook_resid_pre ") == 12
     with pytest.raises(SiteError, match="not supported"):
         parse_site("blocks.1.hook_resid_post")
+
+
+@pytest.mark.parametrize("hook, layer", [("blocks.3.hook_resid_pre", 3), (" blocks.2.hook_resid_post ", 3),
+                                         ("blocks.0.hook_resid_post", 1)])
+def test_hook_names_and_their_resid_post_alias_map_to_one_layer(hook, layer):
+    assert layer_of(hook) == layer
+
+
+@pytest.mark.parametrize("hook", ["blocks.1.hook_mlp_out", "blocks.x.hook_resid_pre", "hook_resid_pre", ""])
+def test_other_hooks_are_not_residual_sites(hook):
+    with pytest.raises(SiteError, match="not a residual-stream site; use blocks.<L>.hook_resid_pre"):
+        layer_of(hook)
 
 
 @pytest.mark.parametrize("spec, expected", [(None, [1, 15, 29]), ("default", [1, 15, 29]), ("29,1,1", [1, 29]),

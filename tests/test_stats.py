@@ -1,4 +1,4 @@
-"""stats.py and verdict.py: the sign-test / order-statistic decision rule, against references.
+"""stats, order_stats, power and verdict: the sign-test / order-statistic decision rule, against references.
 
 References are independent of the code under test: brute-force binomial searches,
 scipy.stats.binom / binomtest / wilcoxon, and examples worked by hand in the comments.
@@ -18,6 +18,7 @@ from scipy import stats as sps
 
 from mcis_claims import stats
 from mcis_claims.errors import InputError
+from mcis_claims.power import required_n, required_n_equivalence, sign_test_power, sign_test_required_n
 from mcis_claims.verdict import MAX_UNDETERMINED, VERDICTS, ClaimSpec, Decision, check_family, decide, override
 
 LOG_SESOI = math.log(1.1)
@@ -164,48 +165,48 @@ class TestPowerAndRequiredN:
     @settings(max_examples=60)
     @given(st.integers(1, 120), st.floats(0.3, 1.0), ALPHAS)
     def test_power_matches_brute_force(self, n, q, alpha):
-        assert stats.sign_test_power(n, q, alpha)[0] == pytest.approx(brute_power(n, q, alpha), abs=1e-12)
+        assert sign_test_power(n, q, alpha)[0] == pytest.approx(brute_power(n, q, alpha), abs=1e-12)
 
     @settings(max_examples=15)  # each call scans n = 1..MAX_REQUIRED_N: about 0.5 s
     @given(st.floats(0.56, 1.0), ALPHAS, st.sampled_from([0.8, 0.9, 0.5]))
     def test_required_n_is_the_smallest_n_with_the_power(self, q, alpha, power):
-        n = stats.sign_test_required_n(q, alpha, power)
+        n = sign_test_required_n(q, alpha, power)
         assert n is not None
-        assert stats.sign_test_power(n, q, alpha)[0] >= power
-        assert np.all(stats.sign_test_power(np.arange(1, n), q, alpha) < power)  # hence n - 1 too
+        assert sign_test_power(n, q, alpha)[0] >= power
+        assert np.all(sign_test_power(np.arange(1, n), q, alpha) < power)  # hence n - 1 too
 
     def test_equivalence_power_is_the_bonferroni_bound_of_both_tests(self):
         q, q_other, alpha = 0.7, 0.8, 0.01
-        n = stats.sign_test_required_n(q, alpha, 0.8, q_other=q_other)
+        n = sign_test_required_n(q, alpha, 0.8, q_other=q_other)
         both = lambda m: 1 - (1 - brute_power(m, q, alpha)) - (1 - brute_power(m, q_other, alpha))
         assert both(n) >= 0.8 and all(both(m) < 0.8 for m in range(1, n))
-        assert n >= stats.sign_test_required_n(q, alpha, 0.8)
+        assert n >= sign_test_required_n(q, alpha, 0.8)
 
     @pytest.mark.parametrize("q", [0.5, 0.3, 0.0])
     def test_no_n_suffices_when_q_is_at_most_a_half(self, q):
-        assert stats.sign_test_required_n(q, 0.01) is None
+        assert sign_test_required_n(q, 0.01) is None
 
     def test_bad_levels(self):
         with pytest.raises(InputError, match="alpha=0, power=0.8"):
-            stats.sign_test_required_n(0.7, 0)
+            sign_test_required_n(0.7, 0)
         with pytest.raises(InputError, match="power=1"):
-            stats.sign_test_required_n(0.7, 0.01, 1)
+            sign_test_required_n(0.7, 0.01, 1)
 
     def test_required_n_of_a_sample_hand_worked(self):
         # d = 0..9, SESOI 2: shifted so the median is 1.5 x 2 = 3, i.e. d - 1.5 = -1.5..7.5;
         # q = P(shifted > 2) = 6/10. The answer is the brute-force smallest n with power 0.8 at q = 0.6.
         sample = stats.paired_difference(np.arange(10.0), np.zeros(10)).sample
-        n = stats.required_n(sample, sesoi=2.0, alpha=0.05, power=0.8)
+        n = required_n(sample, sesoi=2.0, alpha=0.05, power=0.8)
         expected = next(m for m in range(1, 2000) if brute_power(m, 0.6, 0.05) >= 0.8)
         assert n == expected
         # "less": shifted = d - 4.5 - 3 = -7.5..1.5; q = P(shifted < -2) = 6/10 again.
-        assert stats.required_n(sample, sesoi=-2.0, alpha=0.05, alternative="less") == expected
+        assert required_n(sample, sesoi=-2.0, alpha=0.05, alternative="less") == expected
 
     def test_required_n_equivalence_hand_worked(self):
         # d = 0..9 centred: -4.5..4.5; margin 2: q = P(> -2) = 7/10, q_other = P(< 2) = 7/10.
         sample = stats.paired_difference(np.arange(10.0), np.zeros(10)).sample
-        n = stats.required_n_equivalence(sample, margin=2.0, alpha=0.05)
-        assert n == stats.sign_test_required_n(0.7, 0.05, 0.8, q_other=0.7)
+        n = required_n_equivalence(sample, margin=2.0, alpha=0.05)
+        assert n == sign_test_required_n(0.7, 0.05, 0.8, q_other=0.7)
         assert 1 - 2 * (1 - brute_power(n, 0.7, 0.05)) >= 0.8
 
     def test_inconclusive_quotes_the_n_of_the_test_actually_used(self):

@@ -20,6 +20,7 @@ import pytest
 from scipy import stats as sps
 
 from mcis_claims import stats
+from mcis_claims.power import required_n, sign_test_power, sign_test_required_n
 from mcis_claims.verdict import ClaimSpec, decide
 
 ALPHA = 0.01
@@ -190,16 +191,16 @@ def test_power_at_1_5_sesoi_and_required_n(scenario):
     for n in (48, 128):
         d = target + scale / 0.5 * _noise(scenario, rng, (4_000, n))
         simulated = float(np.mean(np.count_nonzero(d <= DELTA, axis=1) <= stats.order_statistic_rank(n, ALPHA / M) - 1))
-        predicted = float(stats.sign_test_power(n, q, ALPHA / M)[0])
+        predicted = float(sign_test_power(n, q, ALPHA / M)[0])
         ROWS.append((f"power at 1.5 x SESOI (formula {predicted:.3f})", scenario, n, simulated, predicted))
         assert abs(simulated - predicted) <= 0.03
-    true_n = stats.sign_test_required_n(q, ALPHA / M, 0.8)
+    true_n = sign_test_required_n(q, ALPHA / M, 0.8)
     # what an inconclusive record would quote: shape read off a sample of 128 at the SESOI
     quoted = []
     for _ in range(40):
         sample_d = DELTA + scale / 0.5 * _noise(scenario, rng, 128)
         estimate = stats.paired_log_ratio(np.exp(sample_d), np.ones(128), sesoi=SESOI, n_resamples=50)
-        quoted.append(stats.required_n(estimate.sample, sesoi=DELTA, alpha=ALPHA / M))
+        quoted.append(required_n(estimate.sample, sesoi=DELTA, alpha=ALPHA / M))
     quoted_median = float(np.median(quoted))
     d = target + scale / 0.5 * _noise(scenario, rng, (4_000, int(quoted_median)))
     achieved = float(np.mean(np.count_nonzero(d <= DELTA, axis=1)
