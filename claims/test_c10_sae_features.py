@@ -55,10 +55,7 @@ Source: the seed thread ("validating the correctness of SAE features"); Giglemia
     2024 (synthetic activations); Lee & Heimersheim 2024 (lower-L0 SAE directions have
     greater impact).
 """
-import numpy as np
-
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, sae, secondary, stats
-from mcis_claims.errors import InputError
+from mcis_claims import ClaimSpec, claim, directions, synthetic
 
 MAX_BASES = 48  # bases per cell for C10's own sweeps (the first min(48, n) base prompts)
 
@@ -96,175 +93,59 @@ SPEC_B = ClaimSpec(
 )
 
 
-def composition_estimate(r_recon, c_recon, r_composite, c_composite, *, documents, n_resamples, random_state):
-    """C10a's judged effect: per base, radius(recon_self) / radius(composite), censoring and documents kept."""
-    return stats.paired_log_ratio(
-        r_recon, r_composite, alternative=SPEC_A.alternative, confidence_level=SPEC_A.ci_level, sesoi=SPEC_A.sesoi,
-        censored_a=c_recon, censored_b=c_composite, documents=documents, n_resamples=n_resamples,
-        random_state=random_state)
-
-
-def l0_trend(l0, ratios) -> dict:
-    """Descriptive trend of r_dec / r_cov over L0: l0 (L,), ratios (L, m) per base, L0 ascending."""
-    l0, ratios = np.asarray(l0, dtype=float), np.asarray(ratios, dtype=float)
-    medians = np.nanmedian(ratios, axis=1)
-
-    def ranks(x):  # average ranks, ties shared
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(1, len(x) + 1)
-        for value in np.unique(x):
-            r[x == value] = r[x == value].mean()
-        return r
-
-    rl, rm = ranks(l0), ranks(medians)
-    rho = float(np.corrcoef(rl, rm)[0, 1]) if rm.std() > 0 and rl.std() > 0 else float("nan")
-    steps = np.diff(medians)
-    shape = ("increasing" if (steps > 0).all() else "decreasing" if (steps < 0).all() else "not monotone")
-    rises = np.all(np.diff(ratios, axis=0) > 0, axis=0)
-    return {"l0": l0.tolist(), "median_decoder_over_cov_random": medians.tolist(),
-            "spearman_l0_vs_median": rho, "medians_with_l0": shape,
-            "fraction_of_bases_rising_with_l0": float(rises.mean()),
-            "note": "descriptive only: C10b predicts r_dec / r_cov rising with L0 (rho > 0); censored radii "
-                    "enter at their lower bound"}
-
-
-def _ratio(a, b, cell, alternative, seed_tag, censored_a=None, censored_b=None, documents=None):
-    return stats.paired_log_ratio(a, b, alternative=alternative, confidence_level=SPEC_A.ci_level,
-                                  censored_a=censored_a, censored_b=censored_b, documents=documents,
-                                  n_resamples=cell.config.n_resamples,
-                                  random_state=cell.config.cell_seed(seed_tag, cell.model_name, cell.layer))
-
-
 @claim(SPEC_A)
 def test_c10a_synthetic_activations(cell, judge):
-    threshold = cell.config.kl_threshold
+    """recon_self against composite stand-ins of the first m bases, along the same cov-random directions."""
     m = min(MAX_BASES, len(cell.prompts))
-    documents = cell.documents[:m]
-    chosen, _, origin = sae.cell_saes(cell, need="a")
+    chosen, _, origin = cell.saes(need="a")
     cov = directions.cov_random_mixture()
-    real = cell.sweep_kind(cov)  # shared with C1; sliced to the first m bases
-    u = cell.directions(cov)[:m]
-    pool = cell.stats.activations
-    density = sae.latent_density(chosen, pool)
-    bases = cell.base_activations()[:m]
-    composite = sae.synthetic_composite(chosen, bases, density, len(pool), cell.generator("c10", "composite"))
-    structured = sae.synthetic_composite(chosen, bases, density, len(pool), cell.generator("c10", "structured"),
-                                         match_cosine=True)
-    single, _ = sae.synthetic_single(chosen, m, density, cell.stats.median_norm, cell.generator("c10", "single"))
-    recon, _ = sae.synthetic_recon_other(chosen, pool, m, cell.generator("c10", "recon_other"))
-    raw = {"recon_self": chosen(bases.float()), "composite": composite.activations,
-           "composite_cosine_controlled": structured.activations, "single_latent": single, "recon_other": recon}
-    # every synthetic base scaled to the norm of the real base it replaces: they differ in direction only
-    synthetic = {name: sae.match_norm(b.float(), bases.float()) for name, b in raw.items()}
-    sweeps = {name: sae.cell_sweep_points(cell, f"{name} base (norm-matched) [{chosen.label}]", b, u, reference=True)
-              for name, b in synthetic.items()}
-    r_real, c_real = real.per_base_radius(threshold, m)
-    radius = {name: s.per_base_radius(threshold, m) for name, s in sweeps.items()}
-    (r_self, c_self), (r_comp, c_comp) = radius["recon_self"], radius["composite"]
-
-    estimate = composition_estimate(r_self, c_self, r_comp, c_comp, documents=documents,
-                                    n_resamples=cell.config.n_resamples,
-                                    random_state=cell.config.cell_seed("C10a", cell.model_name, cell.layer))
-    curves = {"real base": real.per_base_curve(m), **{f"{name} base": s.per_base_curve(m) for name, s in sweeps.items()}}
-    curve_radii = {"real base": real.radii_rel, **{f"{name} base": s.radii_rel for name, s in sweeps.items()}}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shape = {name: {"max_slope_step_median": float(np.median(readouts.max_slope_step(c))),
-                        "sharpness_median": float(np.nanmedian(readouts.sharpness(c)))} for name, c in curves.items()}
-    recon_pool = chosen(pool.float())
-    base_norm = bases.double().norm(dim=-1)
-    judge(
-        estimate,
-        curves=[CurveSet(name, curve_radii[name], c) for name, c in curves.items()],
-        details={
-            "judged": "recon_self / composite: the composition effect, reconstruction error held equal",
-            "sae": chosen.label, "sae_source": origin, "sae_hook_name": chosen.hook_name,
-            "sae_weights_sha256": sae.weights_sha256(chosen),
-            "sae_l0_on_pool": float((chosen.encode(pool.float()) > 0).sum(-1).float().mean()),
-            "sae_fve_on_pool": float(1 - (pool - recon_pool.double()).pow(2).sum() / (pool - pool.mean(0)).pow(2).sum()),
-            "n_bases": m, "directions": repr(cov), "kl_threshold_nats": threshold,
-            "median_radius": {"real": float(np.median(r_real)),
-                              **{name: float(np.median(r)) for name, (r, _) in radius.items()}},
-            "real_over": {name: _ratio(r_real, r, cell, "greater", f"C10a-{name}", c_real, c, documents).to_dict()
-                          for name, (r, c) in radius.items()},
-            "recon_self_over": {name: _ratio(r_self, r, cell, "greater", f"C10a-self-{name}", c_self, c,
-                                             documents).to_dict()
-                                for name, (r, c) in radius.items() if name not in ("recon_self", "composite")},
-            "norm_matching": "each synthetic base scaled to its real base's norm; before scaling, median "
-                             "||synthetic|| / ||base||: " + ", ".join(
-                                 f"{name} {float((b.double().norm(dim=-1) / base_norm).median()):.3g}"
-                                 for name, b in raw.items()),
-            "median_recon_self_cosine_to_base": float(
-                (synthetic["recon_self"].double() @ bases.double().T).diagonal().div(base_norm ** 2).median()),
-            "censored_fraction": {"real": float(c_real.mean()),
-                                  **{name: float(c.mean()) for name, (_, c) in radius.items()}},
-            "at_kl_thresholds": secondary.at_thresholds(
-                SPEC_A, judge.family, {"recon_self": sweeps["recon_self"], "composite": sweeps["composite"]},
-                documents=documents),
-            "curve_shape": shape,
-            "density_match": "|log10 density - log10 density_orig| < 0.1 on the site's real pool "
-                             f"({len(pool)} last-position activations); fallbacks to the nearest density: "
-                             f"composite {composite.fallbacks}, cosine-controlled {structured.fallbacks}",
-            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
-        },
-    )
+    real = cell.sweep_kind(cov)  # shared with C1; read on the first m bases
+    stand_ins = cell.synthetic_bases(chosen, m)  # five per real base, each scaled to its norm
+    arms = cell.arms(SPEC_A, {"real": real, **cell.sweep_synthetic(stand_ins, cov)}, first=m)
+    estimate = arms.estimate("recon_self", "composite")
+    labels = {name: f"{name} base" for name in arms.sweeps}
+    beside = [name for name in stand_ins.matched if name not in ("recon_self", "composite")]
+    judge(estimate, curves=arms.curves(labels), details={
+        "judged": "recon_self / composite: the composition effect, reconstruction error held equal",
+        **stand_ins.provenance(origin),
+        "n_bases": m, "directions": repr(cov), "kl_threshold_nats": arms.threshold,
+        "median_radius": arms.median_radius(),
+        "real_over": {n: arms.ratio("real", n, alternative="greater", tag=f"C10a-{n}") for n in stand_ins.matched},
+        "recon_self_over": {n: arms.ratio("recon_self", n, alternative="greater", tag=f"C10a-self-{n}")
+                            for n in beside},
+        "norm_matching": stand_ins.norm_matching(),
+        "median_recon_self_cosine_to_base": stand_ins.recon_self_cosine(),
+        "censored_fraction": arms.censored_fraction(),
+        "at_kl_thresholds": arms.at_thresholds(judge.family, "recon_self", "composite"),
+        "curve_shape": arms.curve_shape(labels),
+        "density_match": stand_ins.density_match(),
+        "radius_unit": cell.radius_unit,
+    })
 
 
 @claim(SPEC_B)
 def test_c10b_decoder_directions_by_l0(cell, judge):
-    threshold = cell.config.kl_threshold
+    """Decoder directions of the lowest- against the highest-L0 SAE, each relative to cov-random ones."""
     m = min(MAX_BASES, len(cell.prompts))
-    documents = cell.documents[:m]
-    _, saes, origin = sae.cell_saes(cell, need="b")  # one --sae: skipped, no default SAEs trained
-    pool = cell.stats.activations
-    l0 = [float((s.encode(pool.float()) > 0).sum(-1).float().mean()) for s in saes]
-    order = np.argsort(l0, kind="stable")
-    saes, l0 = [saes[i] for i in order], [l0[i] for i in order]
-    if l0[0] == l0[-1]:
-        raise InputError(f"C10b needs SAEs of different L0; got L0 {l0} on the site's pool")
-    bases = cell.base_activations()[:m]
+    _, saes, origin = cell.saes(need="b")  # one --sae: skipped, no default SAEs trained
+    ladder = synthetic.by_l0(saes, cell.stats.activations)  # L0 ascending, measured on the site's pool
     cov, mix = cell.sweep_kind(directions.cov_random_mixture()), cell.sweep_kind(directions.real_mixture())
-    r_cov, c_cov = cov.per_base_radius(threshold, m)
-    r_mix, _ = mix.per_base_radius(threshold, m)
-    tags = [f"l0_{v:.0f}" for v in l0]
-    if len(set(tags)) < len(tags):  # two --sae of about the same L0: keep both apart
-        tags = [f"{t}_{i}" for i, t in enumerate(tags)]
-    decoder, radius = {}, {}
-    for tag, s in zip(tags, saes):
-        kind = sae.sae_decoder(s, "active")
-        u = kind.sample(cell.stats, m, cell.config.n_directions, cell.generator("c10", repr(kind)), bases=bases)
-        decoder[tag] = sae.cell_sweep_points(cell, f"{kind!r}", bases, u, reference=False)
-        radius[tag] = decoder[tag].per_base_radius(threshold, m)
-    (r_low, c_low), (r_high, c_high) = radius[tags[0]], radius[tags[-1]]
-
-    estimate = stats.paired_log_ratio(
-        r_low / r_cov, r_high / r_cov, alternative=SPEC_B.alternative, confidence_level=SPEC_B.ci_level,
-        sesoi=SPEC_B.sesoi, censored_a=c_low, censored_b=c_high,  # r_cov cancels: the ratio is r_low / r_high
-        documents=documents, n_resamples=cell.config.n_resamples,
-        random_state=cell.config.cell_seed("C10b", cell.model_name, cell.layer))
-    judge(
-        estimate,
-        curves=[*(CurveSet(f"decoder, L0 {v:.0f}", cell.radii_rel, decoder[t].per_base_curve(m))
-                  for t, v in zip(tags, l0)),
-                CurveSet("cov_random_mixture", cov.radii_rel, cov.per_base_curve(m)),
-                CurveSet("real_mixture", mix.radii_rel, mix.per_base_curve(m))],
-        details={
-            "judged": f"lowest L0 ({tags[0]}) against highest ({tags[-1]}); the rest is descriptive",
-            "saes": {t: s.label for t, s in zip(tags, saes)}, "sae_source": origin,
-            "sae_weights_sha256": {t: sae.weights_sha256(s) for t, s in zip(tags, saes)},
-            "l0_on_pool": dict(zip(tags, l0)), "n_bases": m, "kl_threshold_nats": threshold,
-            "decoder_latents": "unit W_dec rows of latents active on the base, n_directions per base",
-            "median_radius": {**{t: float(np.median(r)) for t, (r, _) in radius.items()},
-                              "cov_random_mixture": float(np.median(r_cov)), "real_mixture": float(np.median(r_mix))},
-            "decoder_over_cov_random": {t: _ratio(r, r_cov, cell, "less", f"C10b-cov-{t}", c, c_cov,
-                                                  documents).to_dict() for t, (r, c) in radius.items()},
-            "decoder_over_real_mixture": {t: _ratio(r, r_mix, cell, "less", f"C10b-mix-{t}",
-                                                    documents=documents).to_dict() for t, (r, _) in radius.items()},
-            "trend_over_l0": l0_trend(l0, [radius[t][0] / r_cov for t in tags]),
-            "at_kl_thresholds": secondary.at_thresholds(
-                SPEC_B, judge.family, {tags[0]: decoder[tags[0]], tags[-1]: decoder[tags[-1]]}, documents=documents),
-            "censored_fraction": {**{t: float(c.mean()) for t, (_, c) in radius.items()},
-                                  "cov_random_mixture": float(c_cov.mean())},
-            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
-        },
-    )
+    decoder = {tag: cell.decoder_sweep(s, m) for tag, s in ladder.saes.items()}
+    arms = cell.arms(SPEC_B, {**decoder, "cov_random_mixture": cov, "real_mixture": mix}, first=m)
+    low, high = ladder.lowest, ladder.highest
+    estimate = arms.estimate(low, high, relative_to="cov_random_mixture")  # r_cov cancels: r_low / r_high
+    judge(estimate, curves=arms.curves({t: f"decoder, L0 {v:.0f}" for t, v in ladder.l0.items()}), details={
+        "judged": f"lowest L0 ({low}) against highest ({high}); the rest is descriptive",
+        **ladder.provenance(origin),
+        "n_bases": m, "kl_threshold_nats": arms.threshold,
+        "decoder_latents": "unit W_dec rows of latents active on the base, n_directions per base",
+        "median_radius": arms.median_radius(),
+        "decoder_over_cov_random": {t: arms.ratio(t, "cov_random_mixture", alternative="less", tag=f"C10b-cov-{t}")
+                                    for t in decoder},
+        "decoder_over_real_mixture": {t: arms.ratio(t, "real_mixture", alternative="less", tag=f"C10b-mix-{t}",
+                                                    censored=False) for t in decoder},
+        "trend_over_l0": ladder.trend({t: arms.relative(t, "cov_random_mixture") for t in decoder}),
+        "at_kl_thresholds": arms.at_thresholds(judge.family, low, high),
+        "censored_fraction": arms.censored_fraction(*decoder, "cov_random_mixture"),
+        "radius_unit": cell.radius_unit,
+    })

@@ -16,6 +16,9 @@ _EXPORTS = {
     "ClaimSpec": ".verdict", "CurveSet": ".records", "claim": ".plugin", "McisError": ".errors",
     "directions": ".directions", "readouts": ".readouts", "stats": ".stats", "secondary": ".secondary", "inside_plateaus": ".cell",
     "lp_fit": ".lp_fit", "load_results": ".samples",
+    "sae": ".sae", "sae_training": ".sae_training", "synthetic": ".synthetic",
+    "optima": ".optima", "flips": ".flips", "depth": ".depth", "interpolation": ".interpolation",
+    "margins": ".margins", "response": ".response", "readoff": ".readoff",
     "prompts_from_text": ".prompts", "sample_prompts": ".prompts", "load_corpus": ".prompts",
 }
 

@@ -5,6 +5,12 @@ site's Gaussian fit, the radius schedule and seeded generators, plus the shared
 sweeps (e.g. real bases under covariance-matched directions) that several claims
 use. The workspace loads each model once, samples each model's prompts once and
 caches sweeps, so a grid of claims costs little more than its distinct sweeps.
+
+`Arms` holds the named sweeps one claim compares and reads them at the KL threshold, so a
+claim body states the comparison and the cell supplies levels, documents and seeds. Claim
+C10's glue lives here too (its SAEs, synthetic bases and decoder directions swept from the
+cell's bases), because it needs the cell's generators, caches and progress bars; what it
+builds is in `synthetic.py`, the SAEs themselves in `sae.py` and `sae_training.py`.
 """
 from __future__ import annotations
 
@@ -21,9 +27,14 @@ from .models import LoadedModel, load_model
 from .parity import ParityCheck, check_site
 from .progress import progress_bar, stage
 from .prompts import Corpus, PromptSet, load_corpus, sample_prompts
-from .readouts import Crossing, median_crossing, plateau_end_index, radius_at_threshold
+from .readouts import Crossing, max_slope_step, median_crossing, plateau_end_index, radius_at_threshold, sharpness
+from .records import CurveSet
+from .sae import SAE, load_sae
+from .sae import check_site as check_sae_site
+from .sae_training import C10A_L0, DEFAULT_L0S, default_sae
 from .sites import site_name
 from .engine import ROW_READOUTS, SweepResult, reshape_result, sweep, sweep_points
+from .synthetic import SyntheticBases, sae_decoder, synthetic_bases
 
 # A curve still below the KL threshold at the schedule's end is swept further, up to this many
 # median norms, before it is called censored (far past it a perturbation is a different activation).
@@ -56,6 +67,13 @@ class KindSweep:
     def per_base_curve(self, first: int | None = None) -> np.ndarray:
         """(n, S) median KL over the K directions of each base, for figures."""
         return self.kl[:first].median(dim=1).values.numpy()
+
+    def shape_summary(self, first: int | None = None) -> dict:
+        """Medians over bases of the step of steepest rise and of the sharpness of the per-base curves."""
+        curves = self.per_base_curve(first)  # (n, S)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {"max_slope_step_median": float(np.median(max_slope_step(curves))),
+                    "sharpness_median": float(np.nanmedian(sharpness(curves)))}
 
 
 def extension_radii(largest: float) -> np.ndarray:
@@ -293,15 +311,21 @@ class ClaimCell:
         """(n,) the corpus document of each base prompt (bases share one only when n exceeds the documents)."""
         return self.prompts.document
 
-    def paired_ratio(self, spec, a, b, *, censored_a=None, censored_b=None):
-        """`spec`'s estimate of the median a / b over this cell's base prompts.
+    @property
+    def radius_unit(self) -> str:
+        """What a radius of 1 is at this site, for the record."""
+        return f"median ||resid|| at the site = {self.stats.median_norm:.4g}"
+
+    def paired_ratio(self, spec, a, b, *, censored_a=None, censored_b=None, first: int | None = None):
+        """`spec`'s estimate of the median a / b over this cell's base prompts (the first `first` only, if given).
 
         Everything but the comparison comes from the spec and the cell: the alternative, the
         level, the SESOI, the units' documents, the resample count and a seed of this cell, so a
         claim body is the comparison itself (censored_*: arms whose value is only a lower bound)."""
         from . import stats
 
-        return stats.paired_log_ratio(a, b, **self._estimate_args(spec), censored_a=censored_a, censored_b=censored_b)
+        return stats.paired_log_ratio(a, b, **self._estimate_args(spec, first), censored_a=censored_a,
+                                      censored_b=censored_b)
 
     def paired_difference(self, spec, a, b, *, censored_a=None, censored_b=None):
         """As `paired_ratio`, for the median difference a - b."""
@@ -309,13 +333,175 @@ class ClaimCell:
 
         return stats.paired_difference(a, b, **self._estimate_args(spec), censored_a=censored_a, censored_b=censored_b)
 
-    def _estimate_args(self, spec) -> dict:
+    def _estimate_args(self, spec, first: int | None = None) -> dict:
         return dict(alternative=spec.alternative, confidence_level=spec.ci_level, sesoi=spec.sesoi,
-                    documents=self.documents, n_resamples=self.config.n_resamples,
+                    documents=self.documents[:first], n_resamples=self.config.n_resamples,
                     random_state=self.config.cell_seed(spec.id, self.model_name, self.layer))
+
+    def arms(self, spec, sweeps: dict, *, first: int | None = None) -> Arms:
+        """`sweeps` ({name: KindSweep}) read at --kl-threshold over the first `first` bases, for `spec`."""
+        return Arms(self, spec, sweeps, first)
 
     def _progress(self, label: str, total: int):
         return progress_bar(f"sweep {label}", total, "rows")
+
+    # ---------------------------------------------------------------- claim C10: SAEs and what they build
+
+    def saes(self, need: str = "both") -> tuple[SAE, list[SAE], str]:
+        """The SAE for C10(a) and the SAEs (>= 2, by L0) for C10(b) of this cell, and where they came from.
+
+        --sae DIR: that SAE for (a), and no SAEs for (b): need="b" skips the cell with the option to
+        pass, rather than train default SAEs the user did not ask for. --sae DIR1,DIR2[,...]: the
+        first for (a), all for (b). Otherwise the default TopK SAEs, trained on first use and cached:
+        k = C10A_L0 for (a), every k in DEFAULT_L0S for (b).
+        """
+        if need not in ("a", "b", "both"):
+            raise ValueError(f"need={need!r}: 'a', 'b' or 'both'")
+
+        def default(k):
+            return self.workspace.cached(("default_sae", self.model_name, self.layer, k),
+                                         lambda: default_sae(self.model, self.layer, l0_target=k))
+
+        paths = [p.strip() for p in str(self.config.sae or "").split(",") if p.strip()]
+        if not paths:
+            if need == "a":  # C10a alone needs only its own default SAE
+                return default(C10A_L0), [], "default"
+            saes = [default(k) for k in DEFAULT_L0S]
+            return default(C10A_L0), saes, "default"
+        user = [load_sae(path) for path in paths]
+        for path, sae in zip(paths, user):
+            check_sae_site(sae, self.model, self.layer, source=f"--sae {path}")
+        if len(user) >= 2:
+            return user[0], user, "--sae"
+        if need == "b":
+            import pytest
+
+            pytest.skip(f"C10b compares SAEs of two L0s and --sae names one ({paths[0]}); "
+                        f"pass --sae LOW_L0_DIR,HIGH_L0_DIR to run it")
+        return user[0], [], "--sae (C10a only)"
+
+    def sweep_bases(self, label: str, bases: torch.Tensor, u: torch.Tensor, *, reference: bool) -> KindSweep:
+        """KL curves (m, K, S) for points bases + r u over the radius schedule, on the first m base prompts.
+
+        bases (m, d), u (m, K, d). reference=True: compare with each base's own output (the bases
+        are synthetic and replace the clean activation); False: the bases are the clean
+        activations (a direction sweep). Cached by label and shape.
+        """
+        def compute():
+            started = time.perf_counter()
+            m, K = u.shape[:2]
+            radii = self.radii_abs
+            points = (bases[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :].float()).flatten(1, 2)
+            with self._progress(f"{self.model_name} {self.site} {label}", m * K * len(radii)) as advance:
+                result = sweep_points(self.model, self.layer, self.prompts.tokens[:m], points,
+                                      reference=bases if reference else None, progress=advance)
+            grid = (K, len(radii))  # (m, K*S, ...) -> (m, K, S, ...)
+            result = replace(result, **{name: getattr(result, name).unflatten(1, grid)
+                                        for name in ("kl", "resid_l2", "final_l2", "top1_changed")})
+            return KindSweep(kind=label, kl=result.kl, radii_rel=self.radii_rel, result=result,
+                             seconds=time.perf_counter() - started)
+
+        return self.workspace.cached(("c10", self.model_name, self.layer, label, bases.shape[0], u.shape[1]), compute)
+
+    def synthetic_bases(self, sae: SAE, first: int) -> SyntheticBases:
+        """C10a's stand-ins for the first `first` base activations; latent densities from the site's pool."""
+        return synthetic_bases(sae, self.base_activations()[:first], self.stats.activations, self.stats.median_norm,
+                               lambda name: self.generator("c10", name))
+
+    def sweep_synthetic(self, synthetic: SyntheticBases, kind: dirs.DirectionKind) -> dict[str, KindSweep]:
+        """Each norm-matched stand-in swept along the directions of `kind` drawn for its real base,
+        KL against the stand-in's own output: {name: KindSweep}."""
+        u = self.directions(kind)[:synthetic.bases.shape[0]]  # (m, K, d)
+        return {name: self.sweep_bases(f"{name} base (norm-matched) [{synthetic.sae.label}]", b, u, reference=True)
+                for name, b in synthetic.matched.items()}
+
+    def decoder_sweep(self, sae: SAE, first: int) -> KindSweep:
+        """The first `first` bases swept along unit decoder rows of latents active on each, n_directions per base."""
+        kind = sae_decoder(sae, "active")
+        bases = self.base_activations()[:first]
+        u = kind.sample(self.stats, first, self.config.n_directions, self.generator("c10", repr(kind)), bases=bases)
+        return self.sweep_bases(repr(kind), bases, u, reference=False)
+
+
+@dataclass
+class Arms:
+    """The named sweeps a claim compares, read at --kl-threshold over the cell's first `first` bases.
+
+    The judged estimate and the ratios reported beside it take their settings from the spec
+    (alternative, level, SESOI) and the cell (documents, resamples, seeds), so a claim body
+    names only which arms it compares.
+    """
+
+    cell: ClaimCell
+    spec: object  # the claim's ClaimSpec
+    sweeps: dict  # name -> KindSweep, in report order
+    first: int | None = None
+    radius: dict = field(init=False)  # name -> (radius (m,), censored (m,)), as KindSweep.per_base_radius
+
+    def __post_init__(self):
+        self.radius = {name: s.per_base_radius(self.threshold, self.first) for name, s in self.sweeps.items()}
+
+    @property
+    def threshold(self) -> float:
+        return self.cell.config.kl_threshold
+
+    @property
+    def documents(self) -> np.ndarray:
+        """(m,) the corpus document of each base compared."""
+        return self.cell.documents[:self.first]
+
+    def relative(self, name: str, to: str) -> np.ndarray:
+        """(m,) per base, the radius of arm `name` over that of arm `to`."""
+        return self.radius[name][0] / self.radius[to][0]
+
+    def estimate(self, a: str, b: str, *, relative_to: str | None = None):
+        """The spec's judged estimate of the median radius a / b, censoring of a and b kept.
+
+        relative_to: both radii first divided by that arm's, per base (it cancels in the ratio; the
+        claim states it that way, and the report keeps it)."""
+        (r_a, c_a), (r_b, c_b) = self.radius[a], self.radius[b]
+        if relative_to is not None:
+            r_a, r_b = self.relative(a, relative_to), self.relative(b, relative_to)
+        return self.cell.paired_ratio(self.spec, r_a, r_b, censored_a=c_a, censored_b=c_b, first=self.first)
+
+    def ratio(self, a: str, b: str, *, alternative: str, tag: str, censored: bool = True) -> dict:
+        """Reported beside the verdict, not judged: the median radius a / b at the spec's level, no
+        SESOI, seeded by `tag`; censored=False reads every radius as exact."""
+        from . import stats
+
+        (r_a, c_a), (r_b, c_b) = self.radius[a], self.radius[b]
+        config = self.cell.config
+        return stats.paired_log_ratio(
+            r_a, r_b, alternative=alternative, confidence_level=self.spec.ci_level,
+            censored_a=c_a if censored else None, censored_b=c_b if censored else None, documents=self.documents,
+            n_resamples=config.n_resamples, random_state=config.cell_seed(tag, self.cell.model_name, self.cell.layer),
+        ).to_dict()
+
+    def median_radius(self, *names: str) -> dict:
+        """{name: median radius over bases}, every arm unless names are given."""
+        return {name: float(np.median(self.radius[name][0])) for name in names or self.radius}
+
+    def censored_fraction(self, *names: str) -> dict:
+        """{name: fraction of bases whose radius is only a lower bound}, every arm unless names are given."""
+        return {name: float(self.radius[name][1].mean()) for name in names or self.radius}
+
+    def at_thresholds(self, family: int, a: str, b: str) -> dict:
+        """The estimate a / b again at the secondary KL thresholds (`secondary.at_thresholds`)."""
+        from . import secondary
+
+        return secondary.at_thresholds(self.spec, family, {a: self.sweeps[a], b: self.sweeps[b]},
+                                       documents=self.cell.documents, select=slice(None, self.first))
+
+    def curves(self, labels: dict | None = None) -> list[CurveSet]:
+        """Each arm's per-base median curves for the figure, named labels[name] where given."""
+        labels = labels or {}
+        return [CurveSet(labels.get(name, name), s.radii_rel, s.per_base_curve(self.first))
+                for name, s in self.sweeps.items()]
+
+    def curve_shape(self, labels: dict | None = None) -> dict:
+        """{label: KindSweep.shape_summary} of each arm over the compared bases."""
+        labels = labels or {}
+        return {labels.get(name, name): s.shape_summary(self.first) for name, s in self.sweeps.items()}
 
 
 @dataclass

@@ -171,22 +171,23 @@ def _train_sae(args) -> int:
 
     import torch
 
-    from . import sae as saes
     from .errors import InputError
     from .models import EMBEDDED, load_model
+    from .sae import WEIGHTS_FILENAME
+    from .sae_training import DEFAULT_L0S, default_sae, default_sae_dir, training_report
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))  # a shared 2-core box: stay polite
     try:
-        l0s = [int(k) for k in args.l0.split(",")] if args.l0 else list(saes.DEFAULT_L0S)
+        l0s = [int(k) for k in args.l0.split(",")] if args.l0 else list(DEFAULT_L0S)
     except ValueError:
         raise InputError(f"--l0 {args.l0}: expected comma-separated integers, e.g. 16,64") from None
     model = load_model(args.model or EMBEDDED)
     for k in l0s:
-        path = saes.default_sae_dir(model, args.layer, k)
-        cached = (path / saes.WEIGHTS_FILENAME).is_file()
+        path = default_sae_dir(model, args.layer, k)
+        cached = (path / WEIGHTS_FILENAME).is_file()
         started = time.perf_counter()
-        sae = saes.default_sae(model, args.layer, l0_target=k)
-        report = saes.training_report(sae) or {}
+        sae = default_sae(model, args.layer, l0_target=k)
+        report = training_report(sae) or {}
         took = time.perf_counter() - started
         print(f"{model.name} blocks.{args.layer}.hook_resid_pre k={k}: "
               f"{'cached' if cached else f'trained in {took:.0f} s'} -> {path}")

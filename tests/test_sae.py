@@ -1,4 +1,5 @@
-"""SAEs (claim C10): SAELens file format, training, synthetic activations, decoder directions.
+"""SAEs (claim C10): SAELens file format (sae.py), training (sae_training.py), synthetic
+activations and decoder directions (synthetic.py).
 
 The SAELens layout is checked against directories written by hand here (the documented
 cfg.json keys and tensor names), and reconstructions against a numpy computation.
@@ -12,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from mcis_claims import sae as saes
+from mcis_claims import sae_training, synthetic
 from mcis_claims.activations import SiteStats, nearest_positive_definite
 from mcis_claims.errors import InputError, ModelLoadError
 
@@ -177,8 +179,8 @@ def documents(n=20):
 @pytest.mark.parametrize("kind", ["topk", "relu"])
 def test_training_runs_and_reports_quality(tiny_model, kind):
     args = dict(k=4) if kind == "topk" else dict(l1_coefficient=1e-3)
-    sae, report = saes.train_sae(tiny_model, 1, d_sae=48, tokens_budget=5 * 128, batch_size=128, seed=0,
-                                 progress=False, documents=documents(), **args)
+    sae, report = sae_training.train_sae(tiny_model, 1, d_sae=48, tokens_budget=5 * 128, batch_size=128, seed=0,
+                                         progress=False, documents=documents(), **args)
     assert (sae.d_in, sae.d_sae, sae.architecture) == (tiny_model.d_model, 48, kind)
     assert report.steps == 5 and report.tokens_seen == 640 and report.hook_name == "blocks.1.hook_resid_pre"
     assert 0 < report.l0 <= (4 if kind == "topk" else 48)
@@ -195,8 +197,8 @@ def test_training_does_not_depend_on_the_thread_count(tiny_model):
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            sae, report = saes.train_sae(tiny_model, 1, d_sae=48, k=4, tokens_budget=6 * 128, batch_size=128,
-                                         progress=False, documents=documents())
+            sae, report = sae_training.train_sae(tiny_model, 1, d_sae=48, k=4, tokens_budget=6 * 128,
+                                                 batch_size=128, progress=False, documents=documents())
             hashes.append(saes.weights_sha256(sae))
             reports.append(report)
     finally:
@@ -208,23 +210,23 @@ def test_training_does_not_depend_on_the_thread_count(tiny_model):
 
 def test_the_default_harvest_reads_only_pinned_corpora():
     """CPython's pydoc_data.topics changes with the Python release: it must not feed the default SAEs."""
-    assert saes.HARVEST_CORPORA == ("lee",) and saes.FORMAT_VERSION >= 2
+    assert sae_training.HARVEST_CORPORA == ("lee",) and sae_training.FORMAT_VERSION >= 2
 
 
 def test_match_norm_keeps_direction_and_takes_the_base_norm():
     g = torch.Generator().manual_seed(0)
-    bases, synthetic = torch.randn(30, 8, generator=g) * 3, torch.randn(30, 8, generator=g)
-    out = saes.match_norm(synthetic, bases)
+    bases, fake = torch.randn(30, 8, generator=g) * 3, torch.randn(30, 8, generator=g)
+    out = synthetic.match_norm(fake, bases)
     torch.testing.assert_close(out.norm(dim=-1), bases.norm(dim=-1))
-    torch.testing.assert_close(torch.nn.functional.cosine_similarity(out, synthetic, dim=-1), torch.ones(30))
+    torch.testing.assert_close(torch.nn.functional.cosine_similarity(out, fake, dim=-1), torch.ones(30))
     with pytest.raises(InputError, match="differ"):
-        saes.match_norm(synthetic[:3], bases)
+        synthetic.match_norm(fake[:3], bases)
 
 
 def test_the_input_scale_is_folded_into_the_weights(tiny_model):
-    data = saes.harvest(tiny_model, 1, documents())
-    sae, report = saes.train_sae(tiny_model, 1, d_sae=48, k=4, tokens_budget=256, batch_size=128, progress=False,
-                                 data=data)
+    data = sae_training.harvest(tiny_model, 1, documents())
+    sae, report = sae_training.train_sae(tiny_model, 1, d_sae=48, k=4, tokens_budget=256, batch_size=128,
+                                         progress=False, data=data)
     x = data.heldout[:64]
     x_hat = sae(x)
     # on raw activations the reconstruction is on the activations' own scale: FVE as reported
@@ -235,9 +237,9 @@ def test_the_input_scale_is_folded_into_the_weights(tiny_model):
 
 def test_training_arguments_are_checked(tiny_model):
     with pytest.raises(InputError, match="exactly one of k"):
-        saes.train_sae(tiny_model, 1, progress=False, documents=documents())
+        sae_training.train_sae(tiny_model, 1, progress=False, documents=documents())
     with pytest.raises(InputError, match="k=0"):
-        saes.train_sae(tiny_model, 1, k=0, progress=False, documents=documents())
+        sae_training.train_sae(tiny_model, 1, k=0, progress=False, documents=documents())
 
 
 def test_sae_width_must_match_the_model(tiny_model):
@@ -280,9 +282,9 @@ def pool_and_sae(seed=0, d_in=16, d_sae=256, n=2000):
 
 def test_single_latent_synthetic_has_the_typical_norm():
     sae, pool = pool_and_sae()
-    density = saes.latent_density(sae, pool)
+    density = synthetic.latent_density(sae, pool)
     target = float(pool.norm(dim=-1).median())
-    x, latent = saes.synthetic_single(sae, 50, density, target, torch.Generator().manual_seed(0))
+    x, latent = synthetic.synthetic_single(sae, 50, density, target, torch.Generator().manual_seed(0))
     torch.testing.assert_close(x.double().norm(dim=-1), torch.full((50,), target, dtype=torch.float64),
                                rtol=1e-4, atol=1e-4)
     assert (density[latent] > 0).all()  # only latents seen on real data
@@ -295,12 +297,12 @@ def test_single_latent_synthetic_has_the_typical_norm():
 @pytest.mark.parametrize("match_cosine", [False, True])
 def test_composite_swaps_latents_for_density_matched_ones(match_cosine):
     sae, pool = pool_and_sae()
-    density = saes.latent_density(sae, pool)
+    density = synthetic.latent_density(sae, pool)
     bases = pool[:20]
-    out = saes.synthetic_composite(sae, bases, density, len(pool), torch.Generator().manual_seed(0),
-                                   match_cosine=match_cosine)
+    out = synthetic.synthetic_composite(sae, bases, density, len(pool), torch.Generator().manual_seed(0),
+                                        match_cosine=match_cosine)
     assert out.activations.shape == (20, 16)
-    logp = saes.log_density(density, len(pool))
+    logp = synthetic.log_density(density, len(pool))
     z = sae.encode(bases.float())
     outside = 0
     for i, (old, new) in enumerate(zip(out.original, out.replaced)):
@@ -316,7 +318,7 @@ def test_composite_swaps_latents_for_density_matched_ones(match_cosine):
 
 def test_cosine_control_matches_the_originals_cosines_better():
     sae, pool = pool_and_sae(d_sae=512)
-    density = saes.latent_density(sae, pool)
+    density = synthetic.latent_density(sae, pool)
     bases, dirs = pool[:30], sae.unit_decoder()
 
     def mismatch(out):
@@ -327,15 +329,15 @@ def test_cosine_control_matches_the_originals_cosines_better():
                 errors.append(float((a - b).pow(2).mean()))
         return np.mean(errors)
 
-    plain = saes.synthetic_composite(sae, bases, density, len(pool), torch.Generator().manual_seed(0))
-    controlled = saes.synthetic_composite(sae, bases, density, len(pool), torch.Generator().manual_seed(0),
-                                          match_cosine=True)
+    plain = synthetic.synthetic_composite(sae, bases, density, len(pool), torch.Generator().manual_seed(0))
+    controlled = synthetic.synthetic_composite(sae, bases, density, len(pool), torch.Generator().manual_seed(0),
+                                               match_cosine=True)
     assert mismatch(controlled) < 0.5 * mismatch(plain)
 
 
 def test_recon_other_is_the_reconstruction_of_a_pool_activation():
     sae, pool = pool_and_sae()
-    x, index = saes.synthetic_recon_other(sae, pool, 10, torch.Generator().manual_seed(0))
+    x, index = synthetic.synthetic_recon_other(sae, pool, 10, torch.Generator().manual_seed(0))
     torch.testing.assert_close(x, sae(pool[index].float()))
 
 
@@ -350,10 +352,10 @@ def test_decoder_directions_are_unit_rows_of_the_right_latents():
     sae, pool = pool_and_sae()
     stats = fake_stats(pool)
     bases = pool[(sae.encode(pool.float()) > 0).any(-1)][:8]
-    z, density = sae.encode(bases.float()), saes.latent_density(sae, pool)
+    z, density = sae.encode(bases.float()), synthetic.latent_density(sae, pool)
     dirs = sae.unit_decoder()
     for which in ("active", "inactive"):
-        kind = saes.sae_decoder(sae, which)
+        kind = synthetic.sae_decoder(sae, which)
         u = kind.sample(stats, 8, 3, torch.Generator().manual_seed(0), bases=bases)
         assert u.shape == (8, 3, 16)
         torch.testing.assert_close(u.norm(dim=-1), torch.ones(8, 3, dtype=torch.float64))
@@ -361,13 +363,13 @@ def test_decoder_directions_are_unit_rows_of_the_right_latents():
         for i in range(8):
             active = z[i, latent[i]] > 0
             assert active.all() if which == "active" else (~active).all() and (density[latent[i]] > 0).all()
-    assert repr(saes.sae_decoder(sae)).startswith("sae_decoder('relu-d256@")
+    assert repr(synthetic.sae_decoder(sae)).startswith("sae_decoder('relu-d256@")
     dead = density == 0
     if not dead.any():
         with pytest.raises(InputError, match="no such latent"):
-            saes.sae_decoder(sae, "dead").sample(stats, 2, 1, torch.Generator().manual_seed(0))
+            synthetic.sae_decoder(sae, "dead").sample(stats, 2, 1, torch.Generator().manual_seed(0))
     with pytest.raises(InputError, match="which='alive'"):
-        saes.sae_decoder(sae, "alive")
+        synthetic.sae_decoder(sae, "alive")
 
 
 # ---------------------------------------------------------------- the SAE cache: verified, atomic, one build
@@ -375,25 +377,25 @@ def test_decoder_directions_are_unit_rows_of_the_right_latents():
 
 def cheap_default_training(monkeypatch):
     """default_sae's harvest and training, shrunk to seconds on the tiny models; counts trainings."""
-    real_harvest, real_train, trained = saes.harvest, saes.train_sae, []
-    monkeypatch.setattr(saes, "harvest", lambda model, layer: real_harvest(model, layer, documents()))
+    real_harvest, real_train, trained = sae_training.harvest, sae_training.train_sae, []
+    monkeypatch.setattr(sae_training, "harvest", lambda model, layer: real_harvest(model, layer, documents()))
 
     def train(*args, **kwargs):
         trained.append(kwargs.get("k"))
         return real_train(*args, tokens_budget=512, batch_size=128, **kwargs)
 
-    monkeypatch.setattr(saes, "train_sae", train)
+    monkeypatch.setattr(sae_training, "train_sae", train)
     return trained
 
 
 def test_the_default_sae_cache_is_verified_and_a_changed_file_retrained(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("MCIS_CLAIMS_CACHE", str(tmp_path))
     trained = cheap_default_training(monkeypatch)
-    first = saes.default_sae(tiny_model, 1, l0_target=4, progress=False)
+    first = sae_training.default_sae(tiny_model, 1, l0_target=4, progress=False)
     assert trained == [4] and first.cfg["mcis_claims"]["weights_sha256"]
-    assert saes.default_sae(tiny_model, 1, l0_target=4, progress=False).fingerprint == first.fingerprint
+    assert sae_training.default_sae(tiny_model, 1, l0_target=4, progress=False).fingerprint == first.fingerprint
     assert trained == [4]  # the second call loaded the cache
-    path = saes.default_sae_dir(tiny_model, 1, 4)
+    path = sae_training.default_sae_dir(tiny_model, 1, 4)
     t = {k: v.clone() for k, v in {"W_enc": first.W_enc, "b_enc": first.b_enc, "W_dec": first.W_dec,
                                    "b_dec": first.b_dec}.items()}
     t["W_dec"][0] = 0.0  # one decoder row changed on disk, cfg.json untouched
@@ -401,7 +403,7 @@ def test_the_default_sae_cache_is_verified_and_a_changed_file_retrained(tiny_mod
     with pytest.raises(ModelLoadError, match="sha256 .* is not the .* that cfg.json records"):
         saes.load_sae(path)
     with pytest.warns(UserWarning, match="cached SAE unusable: .*sha256.*; training it again"):
-        again = saes.default_sae(tiny_model, 1, l0_target=4, progress=False)
+        again = sae_training.default_sae(tiny_model, 1, l0_target=4, progress=False)
     assert trained == [4, 4] and again.fingerprint == first.fingerprint  # training is deterministic
 
 
@@ -411,21 +413,21 @@ sys.path.insert(0, {tests!r})
 from transformers import AutoTokenizer
 from conftest import tiny_llama
 from test_sae import documents
-from mcis_claims import sae as saes
+from mcis_claims import sae_training
 from mcis_claims.models import wrap_hf_model
 
 model = wrap_hf_model("tiny-llama", tiny_llama(n_layers=3, d_model=32), AutoTokenizer.from_pretrained({tok!r}))
-real_harvest, real_train, trained = saes.harvest, saes.train_sae, []
-saes.harvest = lambda m, layer: real_harvest(m, layer, documents())
+real_harvest, real_train, trained = sae_training.harvest, sae_training.train_sae, []
+sae_training.harvest = lambda m, layer: real_harvest(m, layer, documents())
 def train(*args, **kwargs):
     trained.append(kwargs["k"])
     time.sleep(2)  # hold the lock long enough that the other process surely asks for it meanwhile
     return real_train(*args, tokens_budget=512, batch_size=128, **kwargs)
-saes.train_sae = train
+sae_training.train_sae = train
 open(os.path.join({ready!r}, str(os.getpid())), "w").close()
 while len(os.listdir({ready!r})) < 2:  # both processes reach default_sae together
     time.sleep(0.01)
-sae = saes.default_sae(model, 1, l0_target=4, progress=False)
+sae = sae_training.default_sae(model, 1, l0_target=4, progress=False)
 print(json.dumps({{"trained": len(trained), "fingerprint": sae.fingerprint}}))
 """
 
