@@ -23,7 +23,7 @@ Source: the seed thread (Story 2; "the L2-metric plots"); Heimersheim & Mendel 2
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, inside_plateaus, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, inside_plateaus, response
 
 SPEC = ClaimSpec(
     id="C8",
@@ -50,44 +50,19 @@ def test_c8_story2_damping(cell, judge):
     index, ends, problem = inside_plateaus(*arms.values(), threshold=threshold)
     r_rel = float(arms["real_base"].radii_rel[index])  # may lie past the schedule where a sweep was extended
     r_abs = r_rel * cell.stats.median_norm
-    # (n, N - L) per-base profile at that radius: mean over the K directions
-    profile = {name: (s.result.response_l2[:, :, index, :].double() / r_abs).mean(1).numpy()
-               for name, s in arms.items()}
-    final = {name: p[:, -1] for name, p in profile.items()}
-    seed = cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer)
-    estimate = stats.paired_log_ratio(final["real_base"], final["gaussian_base"], alternative=SPEC.alternative,
-                                      confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi, documents=cell.documents,
-                                      n_resamples=cell.config.n_resamples, random_state=seed)
+    # (n, N - L) per base: ||Δh_l - r u|| / r after each block at that radius; the last column is the final one
+    profile = {name: response.profile_per_radius(s, index, r_abs) for name, s in arms.items()}
+    estimate = cell.paired_ratio(SPEC, profile["real_base"][:, -1], profile["gaussian_base"][:, -1])
 
     # labelled secondary: the first-wave direction form, raw ||Δh_final|| / r on real bases at the same radius
     directional = {"real_other": cell.sweep_kind(directions.toward("real")), "cov_random_mixture": arms["real_base"],
                    "real_mixture": cell.sweep_kind(directions.real_mixture())}
-    raw_final = {name: (s.result.final_l2[:, :, index].double() / r_abs).mean(1).numpy()
-                 for name, s in directional.items()}
-    old_form = {name: stats.paired_log_ratio(raw_final[name], raw_final["cov_random_mixture"], alternative="less",
-                                             confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
-                                             n_resamples=cell.config.n_resamples, random_state=seed).to_dict()
-                for name in ("real_other", "real_mixture")}
-    median_kl = {name: float(np.median(s.per_base_curve()[:, index])) for name, s in arms.items()}
     blocks = np.arange(cell.layer, cell.model.n_layers)
     judge(
         estimate,
         curves=[CurveSet(name, blocks, p, label=name.replace("_", " ")) for name, p in profile.items()],
         curve_ylabel="blocks' response ||Δh_l - r u|| / r", curve_xlabel="block l",
-        details={
-            "readout": "the blocks' response ||Δh_l - r u|| / r after block l (skip term removed); primary at the last block",
-            "directions": repr(kind),
-            "radius_rule": "largest grid radius where the median KL over bases of both arms is below the threshold",
-            "radius_rel": r_rel, "radius_abs": r_abs,
-            "plateau_end_radius": {name: float(s.radii_rel[max(e, 0)]) for (name, s), e in zip(arms.items(), ends)},
-            "median_kl_at_radius_nats": median_kl,
-            "median_response_final": {name: float(np.median(f)) for name, f in final.items()},
-            "median_profile": {name: np.median(p, axis=0).round(4).tolist() for name, p in profile.items()},
-            "direction_form_raw_final_l2": {
-                "note": "labelled secondary (the first-wave form): directions on real bases, raw ||Δh_final|| / r, "
-                        "which carries the skip term",
-                **old_form},
-            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
-        },
+        details=response.damping_details(cell, SPEC, kind, arms, directional, profile, index=index, ends=ends,
+                                         radius_rel=r_rel, radius_abs=r_abs),
         problem=problem,
     )
