@@ -32,10 +32,8 @@ Source: Janiak et al. 2024, "Characterizing stable regions in the residual strea
     ("randomly initialized models do not exhibit these stable regions").
 """
 import numpy as np
-import torch
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, readouts, resid_pre, stats, sweep_points
-from mcis_claims.models import split_control
+from mcis_claims import ClaimSpec, CurveSet, claim, interpolation, stats
 
 STEPS = 21  # t = linspace(0, 1, STEPS)
 RANDOM_SEEDS = (0, 1, 2, 3, 4)
@@ -59,43 +57,23 @@ SPEC_SHUFFLED = ClaimSpec(
     null_hypothesis="median KL-sharpness ratio (trained / shuffled) <= 1", **COMMON)
 
 
-def underlying(name: str) -> str:
-    """The trained model a control name stands for: 'shuffled:smollm2-135m@1' -> 'smollm2-135m'."""
-    prefix = name.split(":", 1)[0]
-    return split_control(name)[0] if prefix in ("random", "shuffled") else name
-
-
 @claim(SPEC)
 def test_c12_training_makes_regions(cell, judge):
-    controls = [f"random:{underlying(cell.model_name)}@{seed}" for seed in RANDOM_SEEDS]
+    controls = [f"random:{interpolation.underlying(cell.model_name)}@{seed}" for seed in RANDOM_SEEDS]
     judge_against(SPEC, cell, judge, controls, label="random init")
 
 
 @claim(SPEC_SHUFFLED)
 def test_c12b_shuffled_control(cell, judge):
-    judge_against(SPEC_SHUFFLED, cell, judge, [f"shuffled:{underlying(cell.model_name)}"], label="shuffled")
+    judge_against(SPEC_SHUFFLED, cell, judge, [f"shuffled:{interpolation.underlying(cell.model_name)}"],
+                  label="shuffled")
 
 
 def judge_against(spec, cell, judge, control_names, *, label):
     """Sharpness along the same paths in the trained model and each control; judged on KL."""
-    tokens = cell.prompts.tokens
-    n = len(tokens)
-    # the other prompt of each path: one draw from the fit pool, the same prompt for every model
-    target = torch.randint(cell.stats.n_fit, (n,), generator=cell.generator("C12", "targets"))
-    fit_tokens = cell.fit_tokens[target]
-    t = torch.linspace(0, 1, STEPS)
-    paths = {"trained": _path(cell, cell.model_name, cell.stats.activations[target].float(), tokens, t)}
-    for name in control_names:
-        model = cell.workspace.model(name)
-        vocab = model.stack.unembed.shape[0]
-        assert int(tokens.max()) < vocab, (f"{name} has a vocabulary of {vocab}; the base prompts use ids up to "
-                                           f"{int(tokens.max())}: the control must share the tokenizer")
-        ends = resid_pre(model, cell.layer, fit_tokens)[:, -1]  # each model's own activations
-        paths[name] = _path(cell, name, ends, tokens, t)
-    sharp = {readout: {k: readouts.sharpness(getattr(r, field)) for k, r in paths.items()}
-             for readout, field in (("kl", "kl"), ("normed_residual", "normed_final_l2"))}
-    control = {readout: np.nanmedian(np.stack([s[name] for name in control_names]), axis=0)
-               for readout, s in sharp.items()}  # per base prompt, the median over the control's seeds
+    paths = interpolation.real_to_real_paths(cell, control_names, steps=STEPS)  # read-outs (n, STEPS) per model
+    sharp = paths.sharpness()  # read-out -> model -> (n,)
+    control = paths.control_median(sharp)  # per base prompt, the median over the control's seeds
     seed = cell.config.cell_seed(spec.id, cell.model_name, cell.layer)
     estimate = stats.paired_log_ratio(sharp["kl"]["trained"], control["kl"], alternative=spec.alternative,
                                       confidence_level=spec.ci_level, sesoi=spec.sesoi, documents=cell.documents,
@@ -103,13 +81,10 @@ def judge_against(spec, cell, judge, control_names, *, label):
     janiak = stats.paired_log_ratio(sharp["normed_residual"]["trained"], control["normed_residual"],
                                     alternative=spec.alternative, confidence_level=spec.ci_level, sesoi=spec.sesoi,
                                     documents=cell.documents, n_resamples=cell.config.n_resamples, random_state=seed)
-    per_control = {name: {readout: float(np.nanmedian(s["trained"] / s[name])) for readout, s in sharp.items()}
-                   for name in control_names}
-    degenerate = max(float((r.kl[:, -1] <= 0).float().mean()) for r in paths.values())
-    curves = {"trained": paths["trained"].kl, label: torch.stack([paths[c].kl for c in control_names]).median(0).values}
+    degenerate = paths.degenerate_fraction()
     judge(
         estimate,
-        curves=[CurveSet(k, t.numpy(), (v / v[:, -1:]).numpy()) for k, v in curves.items()],
+        curves=[CurveSet(k, paths.t, v) for k, v in paths.normalised_kl(label).items()],
         curve_ylabel="d(t) / d(1): KL(clean || path point)", curve_xlabel="t (interpolation x -> b)",
         curve_yscale="linear",
         details={
@@ -121,18 +96,10 @@ def judge_against(spec, cell, judge, control_names, *, label):
             "median_sharpness_kl": {k: float(np.nanmedian(v)) for k, v in sharp["kl"].items()},
             "median_sharpness_normed_residual": {k: float(np.nanmedian(v))
                                                  for k, v in sharp["normed_residual"].items()},
-            "median_ratio_per_control": per_control,
+            "median_ratio_per_control": paths.ratio_per_control(sharp),
             "normed_residual_readout": {"what": "L2 change of the final residual after the final norm "
                                                 "(Janiak et al.'s read-out), secondary", **janiak.to_dict()},
             "sharpness_scale": f"1 = straight line, {STEPS - 1} = pure step",
         },
         problem=(f"d(1) = 0 for {degenerate:.0%} of paths: sharpness undefined" if degenerate > 0.5 else None),
     )
-
-
-def _path(cell, model_name, ends, tokens, t):
-    """The interpolation paths in one model, cached for the run (C12 and C12b share the trained model's)."""
-    return cell.workspace.cached(
-        ("C12 path", model_name, cell.model_name, cell.layer),
-        lambda: sweep_points(cell.workspace.model(model_name), cell.layer, tokens,
-                             lambda x: directions.real_other_path(x, ends, t)))

@@ -35,12 +35,9 @@ Beside it: p per family and quadrant, dq = 1/p(+,+) + 1/p(+,-) - 1 (0 for the li
 Source: Ferreira da Silva & Heimersheim 2026 (arXiv 2606.24964); the science brief's critique
 (../shared/research/science-brief-c5-c11-c13.md, section 1).
 """
-import time
-
 import numpy as np
-import torch
 
-from mcis_claims import ClaimSpec, McisError, claim, lp_fit, stats
+from mcis_claims import ClaimSpec, claim, lp_fit, stats
 
 N_ANCHORS = {"smoke": 12, "default": 16, "full": 32}
 N_PAIRS = {"smoke": 2, "default": 3, "full": 8}
@@ -62,79 +59,28 @@ SPEC_MIXED = ClaimSpec(
     statistic="exact sign test / order-statistic interval of the median log ratio; unit: anchor", **COMMON)
 
 
-def measure(cell):
-    """Directions, pairs and the four-quadrant fits of one cell, shared by C13a and C13b."""
+def measure(cell) -> lp_fit.CellMeasurement:
+    """Directions, pairs and the four-quadrant fits of one cell, run once and shared by C13a and C13b."""
     profile = cell.config.profile if cell.config.profile in N_PAIRS else "default"
-    n = min(N_ANCHORS[profile], len(cell.prompts))
-    site = cell.stats
-    contrastive = lp_fit.contrastive_directions(cell.model.tokenizer, cell.fit_tokens, site.activations)
-    names = list(contrastive)
-    con = torch.stack([contrastive[name]["direction"] for name in names])
-    ctl = lp_fit.random_diff_average_pool(site.activations, 4 * N_PAIRS[profile], N_PAIRS[profile],
-                                          cell.generator("C13", "control"))
-    con_pairs = lp_fit.low_cosine_pairs(con, N_PAIRS[profile])
-    ctl_pairs = lp_fit.low_cosine_pairs(ctl, N_PAIRS[profile])
-    if not con_pairs or not ctl_pairs:
-        raise McisError(f"C13 at {cell.site}: no {'contrastive' if not con_pairs else 'control'} pair with "
-                        f"|cos| < 0.1 among {len(names) if not con_pairs else len(ctl)} directions; try another layer")
-    d1 = torch.stack([con[i] for i, _ in con_pairs] + [ctl[i] for i, _ in ctl_pairs])
-    d2 = torch.stack([con[j] for _, j in con_pairs] + [ctl[j] for _, j in ctl_pairs])
-    started = time.perf_counter()
-    result = lp_fit.measure_lp(cell.model, cell.layer, cell.prompts.tokens[:n], cell.base_activations()[:n], d1, d2)
-    seconds = time.perf_counter() - started
-    family = {"contrastive": list(range(len(con_pairs))),
-              "control": list(range(len(con_pairs), len(con_pairs) + len(ctl_pairs)))}
-    pairs = {"contrastive": [f"{names[i]} x {names[j]} (cos {float(con[i] @ con[j]):+.3f})" for i, j in con_pairs],
-             "control": [f"randomdiffavg {i} x {j} (cos {float(ctl[i] @ ctl[j]):+.3f})" for i, j in ctl_pairs]}
-    return result, family, pairs, {name: {k: v for k, v in c.items() if k != "direction"}
-                                   for name, c in contrastive.items()}, seconds
-
-
-def details_of(cell, result, family, pairs, properties):
-    same, mixed = (0,), (1, 2)
-    quadrant = {}
-    for fam, idx in family.items():
-        for q, name in enumerate(lp_fit.QUADRANT_NAMES):
-            quadrant[f"{fam} p({name})"] = float(np.nanmedian(result.p[:, idx, q]))
-    p_same = result.p[:, :, 0]
-    p_mixed = result.p[:, :, 1]
-    with np.errstate(all="ignore"):
-        dq = lp_fit.delta_q(p_same, p_mixed)
-        rho = np.clip(result.rho, -0.45, 0.95)
-        p_app = lp_fit.artefact_p(rho)
-    ok = np.isfinite(p_same) & np.isfinite(p_app)
-    r2 = float(np.corrcoef(p_same[ok], p_app[ok])[0, 1] ** 2) if ok.sum() > 2 else float("nan")
-    return {
-        "layer_read": f"L2 change of the last position after block {cell.model.n_layers - 2} (n - 2); perturbed at "
-                      f"{cell.site}; exp-map chart, window 60 deg",
-        "pairs": pairs, "contrastive_properties": properties, "n_anchors": int(result.p.shape[0]),
-        "median_p_by_family_and_quadrant": quadrant,
-        "median_dq": {fam: float(np.nanmedian(dq[:, idx])) for fam, idx in family.items()},
-        "median_rho": {fam: float(np.nanmedian(result.rho[:, idx])) for fam, idx in family.items()},
-        "median_p_app_of_rho": {fam: float(np.nanmedian(p_app[:, idx])) for fam, idx in family.items()},
-        "r2_p_same_on_p_app": r2,
-        "median_p_kl(++)": {fam: float(np.nanmedian(result.p_kl[:, idx, 0])) for fam, idx in family.items()},
-        "censored_ray_fraction": float(result.censored.mean()),
-        "engine_rows": result.rows,
-        "mixed_quadrants": list(mixed), "same_quadrant": list(same),
-    }
+    return cell.workspace.cached(("C13", cell.model_name, cell.layer), lambda: lp_fit.measure_cell(
+        cell, n_anchors=N_ANCHORS[profile], n_pairs=N_PAIRS[profile]))
 
 
 def judge_family_ratio(cell, judge, spec, quadrants):
-    result, family, pairs, properties, seconds = cell.workspace.cached(
-        ("C13", cell.model_name, cell.layer), lambda: measure(cell))
+    measured = measure(cell)
+    result, family = measured.result, measured.family
     problem = None
     if result.censored.mean() > 0.2:
         problem = (f"{result.censored.mean():.0%} of rays never reached T within 60 degrees; "
                    "the contour is mostly censored")
-    contrastive = result.family_median(family["contrastive"], quadrants)
+    contrastive = result.family_median(family["contrastive"], quadrants)  # (anchors,) median p over the pairs
     control = result.family_median(family["control"], quadrants)
     estimate = stats.paired_log_ratio(
         contrastive, control, alternative=spec.alternative, confidence_level=spec.ci_level, sesoi=spec.sesoi,
         n_resamples=cell.config.n_resamples, random_state=cell.config.cell_seed(spec.id, cell.model_name, cell.layer))
-    judge(estimate, problem=problem, costs={"lp_measure_s (shared by C13a and C13b)": seconds},
+    judge(estimate, problem=problem, costs={"lp_measure_s (shared by C13a and C13b)": measured.seconds},
           plot=lambda record, path: lp_fit.plot_contours(result, family, record, path),
-          details={**details_of(cell, result, family, pairs, properties),
+          details={**measured.details(cell),
                    "quadrants_compared": [lp_fit.QUADRANT_NAMES[q] for q in quadrants],
                    "median_p_contrastive": float(np.nanmedian(contrastive)),
                    "median_p_control": float(np.nanmedian(control))})

@@ -21,7 +21,7 @@ Source: the seed thread ("activation plateaus"); Heimersheim & Mendel 2024; Gigl
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, secondary, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, secondary
 
 SPEC = ClaimSpec(
     id="C1",
@@ -43,63 +43,26 @@ SPEC = ClaimSpec(
 def test_c1_plateaus(cell, judge):
     kind = directions.cov_random_mixture()
     threshold = cell.config.kl_threshold
-    real = cell.sweep_kind(kind, base="real")
+    real = cell.sweep_kind(kind, base="real")  # KL curves (n bases, K directions, S radii)
     gaussian = cell.sweep_kind(kind, base="gaussian")
-    other = cell.sweep_kind(kind, base="other_real")
-    r_real, censored_real = real.per_base_radius(threshold)
-    r_gauss, censored_gauss = gaussian.per_base_radius(threshold)
-    r_other, censored_other = other.per_base_radius(threshold)
+    other = cell.sweep_kind(kind, base="other_real")  # the secondary arm's base
+    r_real, c_real = real.per_base_radius(threshold)  # (n,) radius to the threshold; c_: censored (lower bound)
+    r_gauss, c_gauss = gaussian.per_base_radius(threshold)
 
-    estimate = cell.paired_ratio(SPEC, r_real, r_gauss, censored_a=censored_real, censored_b=censored_gauss)
-    arms = {"real": (r_real, censored_real, cell.base_activations()),
-            "gaussian": (r_gauss, censored_gauss, cell.gaussian_bases()),
-            "other_real": (r_other, censored_other, cell.other_real_bases())}
-    secondary_arms = _secondary_arms(cell, arms, {"real": real, "gaussian": gaussian, "other_real": other})
+    estimate = cell.paired_ratio(SPEC, r_real, r_gauss, censored_a=c_real, censored_b=c_gauss)
     judge(
         estimate,
         curves=[CurveSet("real base", real.radii_rel, real.per_base_curve()),
                 CurveSet("gaussian base", gaussian.radii_rel, gaussian.per_base_curve()),
                 CurveSet("another prompt's real activation", other.radii_rel, other.per_base_curve())],
         details={
-            "directions": repr(kind),
-            "kl_threshold_nats": threshold,
-            "median_radius_real": float(np.median(r_real)),
-            "median_radius_gaussian": float(np.median(r_gauss)),
-            "censored_fraction_real": float(censored_real.mean()),
-            "censored_fraction_gaussian": float(censored_gauss.mean()),
+            "directions": repr(kind), "kl_threshold_nats": threshold,
+            "median_radius_real": float(np.median(r_real)), "median_radius_gaussian": float(np.median(r_gauss)),
+            "censored_fraction_real": float(c_real.mean()), "censored_fraction_gaussian": float(c_gauss.mean()),
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
             "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"real": real, "gaussian": gaussian},
                                                         documents=cell.documents),
-            "secondary_arms": secondary_arms,
+            "secondary_arms": secondary.base_arms(SPEC, cell, {"real": real, "gaussian": gaussian,
+                                                               "other_real": other}),
         },
     )
-
-
-def _secondary_arms(cell, arms, sweeps):
-    """The other-context arm, radii relative to each base's own norm, and each arm's clean-output entropy."""
-    median_norm = cell.stats.median_norm
-    relative = {name: (r * median_norm / base.norm(dim=-1).double().numpy(), c) for name, (r, c, base) in arms.items()}
-
-    def ratio(a, b, table):
-        (ra, ca), (rb, cb) = table[a][:2], table[b][:2]
-        est = stats.paired_log_ratio(ra, rb, alternative="two-sided", confidence_level=SPEC.ci_level,
-                                     censored_a=ca, censored_b=cb, documents=cell.documents,
-                                     n_resamples=cell.config.n_resamples,
-                                     random_state=cell.config.cell_seed("C1", cell.model_name, cell.layer, a, b))
-        return {"median_ratio": est.value, "ci": list(est.confidence_interval), "ci_level": SPEC.ci_level}
-
-    return {
-        "note": "descriptive, not judged",
-        "other_real": {"what": "another prompt's real activation (fit pool) as the base, in this prompt's context",
-                       "median_radius": float(np.median(arms["other_real"][0])),
-                       "censored_fraction": float(arms["other_real"][1].mean()),
-                       "real_vs_other_real": ratio("real", "other_real", arms),
-                       "other_real_vs_gaussian": ratio("other_real", "gaussian", arms)},
-        "radius_relative_to_own_norm": {
-            "what": "radius to the threshold / ||base||, per base",
-            "median": {name: float(np.median(r)) for name, (r, _) in relative.items()},
-            "real_vs_gaussian": ratio("real", "gaussian", relative),
-            "median_base_norm_over_site_median": {name: float(base.norm(dim=-1).median()) / median_norm
-                                                  for name, (_, _, base) in arms.items()}},
-        "clean_entropy_nats": {name: float(s.result.clean_entropy.median()) for name, s in sweeps.items()},
-    }

@@ -59,13 +59,9 @@ Set-up, chosen in advance (C3 is the expensive claim): the first min(16, n) base
     beside the same for cov-random directions and the isotropic expectation 10 / d.
 Source: the seed thread ("local optima in sensitivity"); Heimersheim & Mendel 2024.
 """
-import math
-import time
-
 import numpy as np
-import torch
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, optimize_directions, readouts, stats, sweep
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, optima, stats
 
 MAX_BASES = 16  # optimisation cost grows with bases x restarts x steps
 RESTARTS = 4
@@ -110,148 +106,67 @@ SPEC_DISTINCT = ClaimSpec(
 )
 
 
-def optimized(cell):
+def optimized(cell) -> optima.OptimaRun:
     """The cell's optimisation and the sweep of its optima, run once and shared by C3 and C3b."""
-    return cell.workspace.cached(("C3 optimized", cell.model_name, cell.layer), lambda: _optimize(cell))
+    return cell.workspace.cached(("C3 optimized", cell.model_name, cell.layer), lambda: optima.optimize_cell(
+        cell, max_bases=MAX_BASES, restarts=RESTARTS, steps=MAX_STEPS, lr=LR, tol=TOL, window=WINDOW,
+        radius_fraction=RADIUS_FRACTION, tag=SPEC.id))
 
 
-def _optimize(cell) -> dict:
-    threshold = cell.config.kl_threshold
-    m = min(MAX_BASES, len(cell.prompts))
-    tokens = cell.prompts.tokens[:m]
-    random = cell.sweep_kind(directions.cov_random_mixture())  # cached, shared with C1/C2
-    r_random, censored_random = random.per_base_radius(threshold, first=m)
-    started = time.perf_counter()  # C3's own cost: optimisation and the sweep of its optima
-    r_opt = RADIUS_FRACTION * float(np.median(r_random)) * cell.stats.median_norm
-    opt = optimize_directions(cell.model, cell.layer, tokens, r_opt, restarts=RESTARTS, steps=MAX_STEPS, lr=LR,
-                              tol=TOL, window=WINDOW, generator=cell.generator("C3", "restarts"))
-    swept = sweep(cell.model, cell.layer, tokens, opt.directions, cell.radii_abs)  # kl (m, R, S)
-    crossing = readouts.radius_at_threshold(swept.kl, cell.radii_rel, threshold)
-    r_optimized, censored_optimized = readouts.median_crossing(crossing)
-    return dict(m=m, random=random, r_random=r_random, censored_random=censored_random, r_opt=r_opt, opt=opt,
-                swept=swept, r_optimized=r_optimized, censored_optimized=censored_optimized,
-                seconds=time.perf_counter() - started)
-
-
-def pair_angles_degrees(u: torch.Tensor) -> np.ndarray:
-    """(n, R, d) unit directions -> (n, R(R-1)/2) angles between each base's pairs, as lines, in degrees."""
-    gram = (u.double() @ u.double().transpose(1, 2)).abs().clamp_max(1.0)
-    i, j = torch.triu_indices(u.shape[1], u.shape[1], offset=1)
-    return torch.rad2deg(torch.arccos(gram[:, i, j])).numpy()
-
-
-def distinctness(u: torch.Tensor, *, documents=None, alpha=SPEC_DISTINCT.alpha, n_resamples=9999, random_state=None):
+def distinctness(u, *, documents=None, alpha=SPEC_DISTINCT.alpha, n_resamples=9999, random_state=None):
     """C3b's estimate: the per-base median pairwise angle (degrees) against 0, SESOI 60 degrees."""
-    per_base = np.median(pair_angles_degrees(u), axis=1)  # (n,)
+    per_base = np.median(optima.pair_angles_degrees(u), axis=1)  # (n,)
     return stats.paired_difference(per_base, np.zeros_like(per_base), alternative=SPEC_DISTINCT.alternative,
                                    confidence_level=1 - 2 * alpha, sesoi=SPEC_DISTINCT.sesoi, documents=documents,
                                    n_resamples=n_resamples, random_state=random_state)
 
 
-def top_pc_share(u: torch.Tensor, cov: torch.Tensor, k: int = TOP_PCS) -> np.ndarray:
-    """(..., d) unit directions -> (...,) share of each direction's squared norm in the top-k eigenvectors of cov."""
-    _, vectors = torch.linalg.eigh(cov.double())  # ascending eigenvalues
-    top = vectors[:, -k:]  # (d, k)
-    return (u.double() @ top).pow(2).sum(-1).numpy()
-
-
-def convergence_record(opt) -> dict:
-    """Every restart's steps and last relative change, (n, R) lists, with the criterion."""
-    return {
-        "criterion": f"relative KL rise over the last {opt.window} steps < {opt.tol:g}, at most {opt.steps} steps",
-        "converged_fraction": float(opt.converged.float().mean()),
-        "steps_per_restart": opt.steps_taken.tolist(),
-        "last_relative_change_per_restart": [[float(f"{v:.4g}") for v in row] for row in
-                                             opt.last_relative_change.tolist()],
-        "steps_median": float(opt.steps_taken.double().median()),
-        "steps_run": int(opt.trajectory.shape[0] - 1),
-        "last_relative_change_median": float(opt.last_relative_change.median()),
-        "last_relative_change_max": float(opt.last_relative_change.max()),
-    }
-
-
 @claim(SPEC)
 def test_c3_optimized_directions(cell, judge):
-    run = optimized(cell)
-    m, opt = run["m"], run["opt"]
-    threshold = cell.config.kl_threshold
+    run = optimized(cell)  # the first m bases: R optima each, swept; the cov-random arm on the same bases
     estimate = stats.paired_log_ratio(
-        run["r_optimized"], run["r_random"], alternative=SPEC.alternative, confidence_level=SPEC.ci_level,
-        sesoi=SPEC.sesoi, censored_a=run["censored_optimized"], censored_b=run["censored_random"],
-        documents=cell.documents[:m], n_resamples=cell.config.n_resamples,
-        random_state=cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer),
-    )
-    final_kl = opt.kl.double()
-    spread = (final_kl.max(dim=1).values / final_kl.min(dim=1).values.clamp_min(1e-12)).numpy()  # (m,)
+        run.r_optimized, run.r_random, alternative=SPEC.alternative, confidence_level=SPEC.ci_level,
+        sesoi=SPEC.sesoi, censored_a=run.censored_optimized, censored_b=run.censored_random,
+        documents=cell.documents[:run.m], n_resamples=cell.config.n_resamples,
+        random_state=cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer))
     judge(
         estimate,
-        curves=[CurveSet("optimized", cell.radii_rel, run["swept"].kl.median(dim=1).values.numpy()),
-                CurveSet("cov_random_mixture", run["random"].radii_rel, run["random"].per_base_curve(first=m))],
+        curves=[CurveSet("optimized", cell.radii_rel, run.median_curve()),
+                CurveSet("cov_random_mixture", run.random.radii_rel, run.random.per_base_curve(first=run.m))],
         details={
-            "kl_threshold_nats": threshold,
-            "n_bases": m,
+            "kl_threshold_nats": cell.config.kl_threshold, "n_bases": run.m,
             "restarts": RESTARTS, "max_steps": MAX_STEPS, "initial_step_angle_rad": LR,
-            "convergence": convergence_record(opt),
-            "optimisation_radius_rel": run["r_opt"] / cell.stats.median_norm,
+            "convergence": optima.convergence_record(run.opt),
+            "optimisation_radius_rel": run.r_opt / cell.stats.median_norm,
             "optimisation_radius_rule": f"{RADIUS_FRACTION} x median cov-random radius-to-threshold of the bases",
-            "median_radius": {"optimized": float(np.median(run["r_optimized"])),
-                              "cov_random_mixture": float(np.median(run["r_random"]))},
-            "censored_fraction": {"optimized": float(run["censored_optimized"].mean()),
-                                  "cov_random_mixture": float(run["censored_random"].mean())},
-            "kl_at_optimisation_radius": {"random_start_median": float(opt.initial_kl.median()),
-                                          "optimized_median": float(opt.kl.median())},
-            "kl_trajectory_median": opt.trajectory.flatten(1).median(dim=1).values.tolist(),
-            "optima_kl_spread_max_over_min": {"median": float(np.median(spread)), "max": float(spread.max())},
+            "median_radius": {"optimized": float(np.median(run.r_optimized)),
+                              "cov_random_mixture": float(np.median(run.r_random))},
+            "censored_fraction": {"optimized": float(run.censored_optimized.mean()),
+                                  "cov_random_mixture": float(run.censored_random.mean())},
+            **optima.kl_record(run.opt),  # KL at r_opt, start vs optimum; its trajectory; the spread over restarts
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
-        costs={"cell": run["seconds"], "optimisation": opt.seconds},  # timings vary run to run: not hashed
+        costs={"cell": run.seconds, "optimisation": run.opt.seconds},  # timings vary run to run: not hashed
     )
 
 
 @claim(SPEC_DISTINCT)
 def test_c3b_distinct_optima(cell, judge):
     run = optimized(cell)  # the same optimisation as C3: free when C3 ran
-    m, opt = run["m"], run["opt"]
-    d = cell.model.d_model
-    u = opt.directions.double()  # (m, R, d)
-    estimate = distinctness(u, documents=cell.documents[:m], n_resamples=cell.config.n_resamples,
+    u = run.opt.directions.double()  # (m, R, d)
+    estimate = distinctness(u, documents=cell.documents[:run.m], n_resamples=cell.config.n_resamples,
                             random_state=cell.config.cell_seed(SPEC_DISTINCT.id, cell.model_name, cell.layer))
-    abs_cos = opt.pairwise_abs_cosine().double().numpy()  # (m, R(R-1)/2)
-    x = cell.base_activations()[:m].double()
-    cos_base = (u @ (x / x.norm(dim=-1, keepdim=True))[..., None]).squeeze(-1).abs().numpy()  # (m, R)
-    cov_random = cell.directions(directions.cov_random_mixture())[:m].double()  # (m, K, d) the cached draws
-    cos_base_random = (cov_random @ (x / x.norm(dim=-1, keepdim=True))[..., None]).squeeze(-1).abs().numpy()
-    cov = cell.stats.cov
-    start_cos = float((opt.directions.double() * opt.init.double()).sum(-1).abs().median())
-    final_kl = opt.kl.double()
-    spread = (final_kl.max(dim=1).values / final_kl.min(dim=1).values.clamp_min(1e-12)).numpy()
+    cov_random = cell.directions(directions.cov_random_mixture())[:run.m]  # (m, K, d) the cached draws
+    geometry = optima.optima_geometry(run.opt, cell.base_activations()[:run.m], cov_random, cell.stats,
+                                      top_pcs=TOP_PCS, random_q99=RANDOM_Q99)
     judge(
         estimate,
-        curves=[CurveSet("optimized", cell.radii_rel, run["swept"].kl.median(dim=1).values.numpy())],
-        details={
-            "n_bases": m, "restarts": RESTARTS, "d_model": d,
-            "convergence": convergence_record(opt),
-            "angle_degrees": {"median_per_base": np.median(pair_angles_degrees(u), axis=1).tolist(),
-                              "random_unit_vectors_median": math.degrees(math.acos(0.6745 / math.sqrt(d)))},
-            "pairwise_abs_cos": {
-                "median": float(np.median(abs_cos)), "max": float(abs_cos.max()),
-                "random_unit_vectors_median_0.674_over_sqrt_d": 0.6745 / math.sqrt(d),
-                "median_times_sqrt_d": float(np.median(abs_cos) * math.sqrt(d)),
-                "fraction_beyond_random_q99": float(np.mean(abs_cos > RANDOM_Q99 / math.sqrt(d)))},
-            "abs_cos_optimum_vs_start_median": start_cos,
-            "abs_cos_with_base": {"optimized_median": float(np.median(cos_base)),
-                                  "cov_random_median": float(np.median(cos_base_random)),
-                                  "random_unit_vectors_median": 0.6745 / math.sqrt(d)},
-            "top10_pc_share": {"optimized_median": float(np.median(top_pc_share(u, cov))),
-                               "cov_random_median": float(np.median(top_pc_share(cov_random, cov))),
-                               "isotropic_expectation": TOP_PCS / d,
-                               "pc_source": "eigenvectors of the fitted covariance cell.stats.cov "
-                                            f"({cell.stats.n_fit} fit prompts)"},
-            "optima_kl_spread_max_over_min": {"median": float(np.median(spread)), "max": float(spread.max())},
-        },
-        problem=(f"the optima stayed near their random starts (median |cos(u_opt, u_start)| = {start_cos:.3g} > "
-                 f"{MAX_START_COS:g}): mutually orthogonal starts would make them look distinct by inheritance. "
-                 f"Try more steps (MAX_STEPS = {MAX_STEPS}, {100 * float(opt.converged.float().mean()):.0f}% of "
-                 "restarts converged)" if start_cos > MAX_START_COS else None),
-        costs={"optimisation": opt.seconds},
+        curves=[CurveSet("optimized", cell.radii_rel, run.median_curve())],
+        details={"n_bases": run.m, "restarts": RESTARTS, "d_model": cell.model.d_model,
+                 "convergence": optima.convergence_record(run.opt), **geometry.details},
+        problem=(f"the optima stayed near their random starts (median |cos(u_opt, u_start)| = {geometry.start_cos:.3g} "
+                 f"> {MAX_START_COS:g}): mutually orthogonal starts would make them look distinct by inheritance. "
+                 f"Try more steps (MAX_STEPS = {MAX_STEPS}, {100 * run.converged_fraction:.0f}% of "
+                 "restarts converged)" if geometry.start_cos > MAX_START_COS else None),
+        costs={"optimisation": run.opt.seconds},
     )

@@ -33,10 +33,8 @@ Supported if steps 1-3 all hold; the record's `refutation` says which way a refu
 Source: the seed thread (layer 12 vs layer 2); Lee & Heimersheim 2024 for the corrected gaps.
 """
 import numpy as np
-from scipy import stats as scipy_stats
 
-from mcis_claims import ClaimSpec, CurveSet, claim, directions, stats
-from mcis_claims.verdict import decide
+from mcis_claims import ClaimSpec, CurveSet, claim, depth, directions
 
 MARGIN = 0.2  # late-layer ratio within (1/1.2, 1.2)
 COMMON = dict(null_hypothesis="the late-layer median radius ratio lies outside (1/1.2, 1.2), or no gap early",
@@ -80,103 +78,51 @@ def test_c4c_direction_gap(grid, judge):
 
 def judge_depth(spec, grid, judge, sweeps_at):
     """Per-layer radius ratios; the early precondition, TOST late and the paired interaction; the figure."""
-    threshold = grid.early.config.kl_threshold
     level = 1 - 2 * spec.alpha / judge.family  # the verdict's own level, for the early precondition too
-    ratios, per_layer, radii = [], {}, {}
-    for cell in grid.cells:
-        a, b = sweeps_at(cell)
-        (r_a, c_a), (r_b, c_b) = a.per_base_radius(threshold), b.per_base_radius(threshold)
-        radii[cell.layer] = (r_a, r_b, c_a, c_b)
-        ratios.append(r_a / r_b)
-        seed = cell.config.cell_seed(spec.id, cell.model_name, cell.layer)
-        gap = stats.paired_log_ratio(r_a, r_b, alternative="two-sided", confidence_level=level,
-                                     censored_a=c_a, censored_b=c_b, documents=cell.documents,
-                                     n_resamples=cell.config.n_resamples, random_state=seed)
-        per_layer[cell.layer] = {"median_ratio": gap.value, "ci": list(gap.confidence_interval), "ci_level": level,
-                                 "censored_fraction": gap.sample.censored, "kinds": [a.kind, b.kind]}
+    gaps = depth.layer_gaps(spec, grid, sweeps_at, level=level)  # per layer: radii, ratios, gap interval
     early, late = grid.early, grid.late
     single_layer = len(grid.layers) < 2
-    early_gap = per_layer[early.layer]
-    low_margin, high_margin = 1 / (1 + spec.sesoi), 1 + spec.sesoi
-    gap_above, gap_below = early_gap["ci"][0] > high_margin, early_gap["ci"][1] < low_margin
-    gap_early = gap_above or gap_below
-    no_gap_early = low_margin < early_gap["ci"][0] and early_gap["ci"][1] < high_margin  # wholly inside
-    early_text = (f"at the early layer {early.layer}: median ratio {early_gap['median_ratio']:.3g}, "
-                  f"{100 * level:.4g}% CI [{early_gap['ci'][0]:.3g}, {early_gap['ci'][1]:.3g}]")
-    r_a, r_b, c_a, c_b = radii[late.layer]
-    estimate = stats.equivalence_log_ratio(
-        r_a, r_b, margin=spec.sesoi, alpha=spec.alpha, censored_a=c_a, censored_b=c_b, documents=late.documents,
-        n_resamples=late.config.n_resamples,
-        random_state=late.config.cell_seed(spec.id, late.model_name, late.layer, "tost"))
-    late_decision = decide(spec, estimate, family=judge.family)
-    interaction = None if single_layer else _interaction(spec, radii[early.layer], radii[late.layer], late,
-                                                         shrinks_from="above" if not gap_below else "below",
-                                                         family=judge.family)
+    early_gap = gaps.early_gap(early.layer, margin=spec.sesoi)  # step 1
+    low_margin, high_margin = early_gap.margin
+    late_gap = depth.late_equivalence(spec, late, gaps.radii[late.layer], family=judge.family)  # step 2
+    interaction = None if single_layer else depth.interaction(  # step 3
+        spec, gaps.radii[early.layer], gaps.radii[late.layer], late,
+        shrinks_from="above" if not early_gap.below else "below", family=judge.family)
     a_late, b_late = sweeps_at(late)
-    medians = [float(np.median(np.log(r))) for r in ratios]
-    trend_defined = len(grid.layers) > 2 and np.ptp(medians) > 0  # a flat profile has no rank correlation
-    rho, rho_p = scipy_stats.spearmanr(grid.layers, medians) if trend_defined else (float("nan"),) * 2
+    rho, rho_p = gaps.trend()
 
     problem = refutation = None
     if single_layer:
         problem = "the depth claim needs at least two layers; pass --layers with an early and a late layer"
-    elif no_gap_early:
+    elif early_gap.absent:
         refutation = f"never beyond the margin ({low_margin:.3g}, {high_margin:.3g}) early, so no gap to disappear " \
-                     f"{early_text}"
-    elif not gap_early:
+                     f"{early_gap.describe()}"
+    elif not early_gap.present:
         problem = (f"the precondition cannot be settled: the early gap neither lies wholly outside nor wholly inside "
-                   f"the margin ({low_margin:.3g}, {high_margin:.3g}) {early_text}")
-    elif late_decision.verdict == "reversed":
+                   f"the margin ({low_margin:.3g}, {high_margin:.3g}) {early_gap.describe()}")
+    elif late_gap.decision.verdict == "reversed":
         refutation = "still there late: the late-layer interval lies wholly outside the margin"
-    elif late_decision.verdict == "supported" and interaction["verdict"] != "supported":
+    elif late_gap.decision.verdict == "supported" and interaction["verdict"] != "supported":
         problem = (f"the late gap lies inside the margin, but the per-prompt shrinkage from layer {early.layer} to "
                    f"{late.layer} is not settled beyond the margin: {interaction['summary']}")
     judge(
-        estimate,
+        late_gap.estimate,
         curves=[CurveSet(f"{a_late.kind} / {b_late.kind}", np.asarray(grid.layers, dtype=float),
-                         np.stack(ratios, axis=1), label="radius ratio per base prompt")],
+                         np.stack(gaps.ratios, axis=1), label="radius ratio per base prompt")],
         curve_ylabel="radius-to-threshold ratio", curve_xlabel="layer (perturbation site)",
         reference_lines={"no gap (ratio 1)": 1.0, f"margin 1/{1 + spec.sesoi:g}": 1 / (1 + spec.sesoi),
                          f"margin {1 + spec.sesoi:g}": 1 + spec.sesoi},
-        details={"layers": grid.layers, "per_layer": per_layer, "early_layer": early.layer, "late_layer": late.layer,
-                 "precondition": {"outcome": "gap beyond the margin early" if gap_early else
-                                  "no gap beyond the margin early" if no_gap_early else "unsettled",
-                                  "early_median_ratio": early_gap["median_ratio"], "early_ci": early_gap["ci"],
-                                  "ci_level": level, "margin": [low_margin, high_margin]},
-                 "gap_present_early": bool(gap_early),
+        details={"layers": grid.layers, "per_layer": gaps.per_layer, "early_layer": early.layer,
+                 "late_layer": late.layer, "precondition": early_gap.to_dict(),
+                 "gap_present_early": bool(early_gap.present),
                  "interaction": interaction,
                  "refutation": "still there late" if refutation and refutation.startswith("still") else
                                "never beyond the margin early" if refutation else None,
-                 "trend_spearman_rho": float(rho), "trend_spearman_p": float(rho_p),
+                 "trend_spearman_rho": rho, "trend_spearman_p": rho_p,
                  "trend": "descriptive (Spearman rho of the per-layer median log ratio against depth)",
-                 "kl_threshold_nats": threshold,
+                 "kl_threshold_nats": grid.early.config.kl_threshold,
                  "form": "historical unit(target - x)" if spec.id == "C4" else "corrected, base-free"},
         problem=problem,
         refuted_because=(("reversed" if refutation.startswith("still") else "negligible"), refutation)
         if refutation and not problem else None,
     )
-
-
-def _interaction(spec, early_radii, late_radii, late, *, shrinks_from, family):
-    """The paired shrinkage of the gap, early log ratio minus late log ratio, judged beyond log(1 + margin).
-
-    log(a_e / b_e) - log(a_l / b_l) = log(a_e b_l) - log(b_e a_l): a product of lower bounds is a
-    lower bound, so a unit is censored on a side where either of its radii is.
-    """
-    a_e, b_e, ca_e, cb_e = early_radii
-    a_l, b_l, ca_l, cb_l = late_radii
-    greater = shrinks_from == "above"
-    sub = ClaimSpec(id=f"{spec.id}:interaction", title="gap shrinks with depth", statement="early - late log ratio",
-                    source=spec.source, null_hypothesis="no shrinkage beyond the margin", statistic=spec.statistic,
-                    effect="median_ratio", sesoi=(1 + spec.sesoi) if greater else 1 / (1 + spec.sesoi),
-                    alpha=spec.alpha, alternative="greater" if greater else "less")
-    estimate = stats.paired_log_ratio(
-        a_e * b_l, b_e * a_l, alternative=sub.alternative, confidence_level=sub.ci_level, sesoi=sub.sesoi,
-        censored_a=ca_e | cb_l, censored_b=cb_e | ca_l, documents=late.documents,
-        n_resamples=late.config.n_resamples,
-        random_state=late.config.cell_seed(spec.id, late.model_name, late.layer, "interaction"))
-    decision = decide(sub, estimate, family=family)
-    return {"effect": "median of (early ratio / late ratio) per base prompt", "value": decision.effect,
-            "ci": list(decision.interval), "ci_level": decision.level, "sesoi": sub.sesoi,
-            "alternative": sub.alternative, "p": decision.p_value, "p_adj": decision.p_adjusted, "verdict": decision.verdict,
-            "summary": decision.reason}

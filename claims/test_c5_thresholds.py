@@ -50,7 +50,7 @@ Source: the seed thread ("ReLUs require thresholds to be passed"); MCIS's ReLU-w
 """
 import numpy as np
 
-from mcis_claims import ClaimSpec, CurveSet, McisError, claim, directions, inside_plateaus, readouts, secondary, stats
+from mcis_claims import ClaimSpec, CurveSet, claim, directions, flips, secondary
 
 SPEC = ClaimSpec(
     id="C5",
@@ -85,6 +85,8 @@ SPEC_GAP = ClaimSpec(
 )
 
 KIND = directions.cov_random_mixture()
+FROZEN_MLP = ("each later block's MLP nonlinearity frozen at the base's own values: gated MLPs keep "
+              "act(gate(x_base)); GPT-2's GELU is replaced by its tangent at the base's pre-activation")
 
 
 def radii(cell, base, freeze_mlp):
@@ -96,34 +98,27 @@ def radii(cell, base, freeze_mlp):
 @claim(SPEC)
 def test_c5_thresholds(cell, judge):
     threshold = cell.config.kl_threshold
-    live, r_live, c_live = radii(cell, "real", False)
+    live, r_live, c_live = radii(cell, "real", False)  # (n,) radius to the threshold; c_: censored (lower bound)
     frozen, r_frozen, c_frozen = radii(cell, "real", True)
-    seed = cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer)
-    estimate = stats.paired_log_ratio(
-        r_frozen, r_live, alternative=SPEC.alternative, confidence_level=SPEC.ci_level, sesoi=SPEC.sesoi,
-        censored_a=c_frozen, censored_b=c_live, documents=cell.documents, n_resamples=cell.config.n_resamples,
-        random_state=seed)
-    gaussian = cell.sweep_kind(KIND, base="gaussian")
+    estimate = cell.paired_ratio(SPEC, r_frozen, r_live, censored_a=c_frozen, censored_b=c_live)
+    gaussian = cell.sweep_kind(KIND, base="gaussian")  # for the flips at matched KL
+    seed = cell.config.cell_seed(SPEC.id, cell.model_name, cell.layer)  # the secondaries' bootstrap: the estimate's
     judge(
         estimate,
         curves=[CurveSet("live MLPs", live.radii_rel, live.per_base_curve()),
                 CurveSet("frozen MLPs", frozen.radii_rel, frozen.per_base_curve())],
         details={
-            "directions": repr(KIND),
-            "kl_threshold_nats": threshold,
-            "frozen_mlp": "each later block's MLP nonlinearity frozen at the base's own values: gated MLPs keep "
-                          "act(gate(x_base)); GPT-2's GELU is replaced by its tangent at the base's pre-activation",
-            "median_radius_frozen": float(np.median(r_frozen)),
-            "median_radius_live": float(np.median(r_live)),
-            "censored_fraction_frozen": float(c_frozen.mean()),
-            "censored_fraction_live": float(c_live.mean()),
+            "directions": repr(KIND), "kl_threshold_nats": threshold, "frozen_mlp": FROZEN_MLP,
+            "median_radius_frozen": float(np.median(r_frozen)), "median_radius_live": float(np.median(r_live)),
+            "censored_fraction_frozen": float(c_frozen.mean()), "censored_fraction_live": float(c_live.mean()),
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
             "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"frozen": frozen, "live": live},
                                                         documents=cell.documents),
-            "secondary, old form: flip ratio real-other / cov-random inside the plateau": old_flip_ratio(cell, seed),
-            "secondary: flips at matched KL, real vs Gaussian bases": flips_at_matched_kl(live, gaussian, threshold,
-                                                                                         cell, seed),
-            "secondary: KL-jump vs flip-burst alignment (circular-shift null)": alignment(live, cell, seed),
+            "secondary, old form: flip ratio real-other / cov-random inside the plateau": flips.old_flip_ratio(
+                cell, KIND, seed),
+            "secondary: flips at matched KL, real vs Gaussian bases": flips.flips_at_matched_kl(
+                live, gaussian, threshold, cell, seed),
+            "secondary: KL-jump vs flip-burst alignment (circular-shift null)": flips.alignment(live, cell, seed),
         },
     )
 
@@ -133,14 +128,10 @@ def test_c5b_gap_frozen_vs_live(cell, judge):
     arms = {(base, frozen): radii(cell, base, frozen) for base in ("real", "gaussian") for frozen in (False, True)}
     (_, r_rl, c_rl), (_, r_rf, c_rf) = arms["real", False], arms["real", True]
     (_, r_gl, c_gl), (_, r_gf, c_gf) = arms["gaussian", False], arms["gaussian", True]
-    # d = log(A) - log(B), A = r_rf / r_gf, B = r_rl / r_gl. paired_log_ratio's censored_a leaves d's upper
+    # d = log(A) - log(B), A = r_rf / r_gf, B = r_rl / r_gl. paired_ratio's censored_a leaves d's upper
     # end open, censored_b its lower end: a censored radius (a lower bound) in a numerator of d (r_rf, r_gl)
     # opens the upper end, one in a denominator (r_gf, r_rl) the lower end.
-    estimate = stats.paired_log_ratio(
-        r_rf / r_gf, r_rl / r_gl, alternative=SPEC_GAP.alternative, confidence_level=SPEC_GAP.ci_level,
-        sesoi=SPEC_GAP.sesoi, censored_a=c_rf | c_gl, censored_b=c_gf | c_rl, documents=cell.documents,
-        n_resamples=cell.config.n_resamples, random_state=cell.config.cell_seed(SPEC_GAP.id, cell.model_name,
-                                                                                cell.layer))
+    estimate = cell.paired_ratio(SPEC_GAP, r_rf / r_gf, r_rl / r_gl, censored_a=c_rf | c_gl, censored_b=c_gf | c_rl)
     names = {("real", False): "real_live", ("real", True): "real_frozen", ("gaussian", False): "gaussian_live",
              ("gaussian", True): "gaussian_frozen"}
     judge(
@@ -156,71 +147,3 @@ def test_c5b_gap_frozen_vs_live(cell, judge):
             "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
         },
     )
-
-
-def old_flip_ratio(cell, seed) -> dict:
-    """The former C5 statistic: median (1 + flips) ratio real-other / cov-random at the largest radius
-    inside both median KL plateaus (chosen on KL, not flips); flips summed over the later blocks."""
-    real_other = cell.sweep_kind(directions.toward("real"))
-    random = cell.sweep_kind(KIND)
-    index, ends, problem = inside_plateaus(real_other, random, threshold=cell.config.kl_threshold)
-    a = 1.0 + real_other.result.mlp_flips.sum(-1).double().numpy()[:, :, index].mean(1)  # (n,)
-    b = 1.0 + random.result.mlp_flips.sum(-1).double().numpy()[:, :, index].mean(1)
-    estimate = stats.paired_log_ratio(a, b, alternative="less", sesoi=0.9, documents=cell.documents,
-                                      n_resamples=cell.config.n_resamples, random_state=seed)
-    return {"estimate": estimate.to_dict(), "fixed_radius": float(real_other.radii_rel[index]),
-            "median_flips_at_radius": {"real_other": float(np.median(a - 1)), "cov_random": float(np.median(b - 1))},
-            "problem": problem}
-
-
-def flips_at_first_crossing(sweep, threshold) -> np.ndarray:
-    """(n,) per base, the median over its K directions of the MLP sign flips (summed over later blocks)
-    at each curve's first grid radius with KL >= threshold; NaN where no direction's curve crosses."""
-    kl = sweep.kl.numpy()  # (n, K, S)
-    flips = sweep.result.mlp_flips.sum(-1).double().numpy()  # (n, K, S)
-    crossed = kl >= threshold
-    first = crossed.argmax(-1)  # (n, K)
-    at = np.take_along_axis(flips, first[..., None], -1)[..., 0]
-    at = np.where(crossed.any(-1), at, np.nan)
-    with np.errstate(all="ignore"):
-        return np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.nan for row in at])
-
-
-def flips_at_matched_kl(real, gaussian, threshold, cell, seed) -> dict:
-    a, b = flips_at_first_crossing(real, threshold), flips_at_first_crossing(gaussian, threshold)
-    out = {"median_flips": {"real": float(np.nanmedian(a)) if np.isfinite(a).any() else None,
-                            "gaussian": float(np.nanmedian(b)) if np.isfinite(b).any() else None}}
-    try:
-        out["ratio_real_over_gaussian"] = stats.paired_log_ratio(
-            1 + a, 1 + b, alternative="two-sided", documents=cell.documents, n_resamples=cell.config.n_resamples,
-            random_state=seed).to_dict()
-    except McisError as exc:
-        out["ratio_real_over_gaussian"] = f"not estimated: {exc}"
-    return out
-
-
-def alignment(sweep, cell, seed) -> dict:
-    """Step Spearman of KL vs flips per base against circular shifts of the flip increments."""
-    S = len(cell.radii_rel)  # the schedule's radii, not the extension
-    kl = sweep.per_base_curve()[:, :S]  # (n, S)
-    flips = np.median(sweep.result.mlp_flips.sum(-1).double().numpy()[:, :, :S], axis=1)  # (n, S)
-    observed = readouts.step_spearman(kl, flips)  # (n,)
-    steps = np.diff(flips, axis=-1)
-    shifted = np.stack([readouts.step_spearman(kl, np.concatenate(
-        [np.zeros((len(flips), 1)), np.cumsum(np.roll(steps, s, axis=-1), axis=-1)], axis=-1))
-        for s in range(1, S - 1)], axis=-1)  # (n, S - 2)
-    with np.errstate(all="ignore"):
-        null_mean = np.nanmean(shifted, axis=-1)
-        p_base = (1 + np.sum(shifted >= observed[:, None], axis=-1)) / (1 + np.sum(np.isfinite(shifted), axis=-1))
-    keep = np.isfinite(observed) & np.isfinite(null_mean)
-    out = {"median_observed_step_spearman": float(np.median(observed[keep])) if keep.any() else None,
-           "median_shifted_step_spearman": float(np.median(null_mean[keep])) if keep.any() else None,
-           "median_per_base_shift_p": float(np.median(p_base[keep])) if keep.any() else None,
-           "n_shifts": S - 2, "n_bases_with_steps": int(keep.sum())}
-    try:
-        out["observed_minus_shift_mean"] = stats.paired_difference(
-            observed[keep], null_mean[keep], alternative="greater", documents=cell.documents[keep],
-            n_resamples=cell.config.n_resamples, random_state=seed).to_dict()
-    except McisError as exc:
-        out["observed_minus_shift_mean"] = f"not estimated: {exc}"
-    return out

@@ -19,16 +19,18 @@ find_intercepts    per ray, the angle where the read-out first reaches T (coarse
 quadrant_p         normalise each quadrant's contour by its axes and fit p
 fit_lp             least-squares p of |x|^p + |y|^p = 1 (radial residuals, p in [0.5, 10])
 artefact_p         p_app(rho) = 2 ln 2 / ln(2 (1 + rho))
+measure_cell       C13 at one cell: contrastive and control pairs, measured on the first anchors
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import InputError, McisError
 
 P_BOUNDS = (0.5, 10.0)
 INTERIOR_DEGREES = (22.5, 45.0, 67.5)  # rays inside each quadrant; the axes bound it
@@ -374,6 +376,75 @@ def measure_lp(model, layer: int, tokens: torch.Tensor, anchors: torch.Tensor, d
     rho = ((n12 ** 2 - n1 ** 2 - n2 ** 2) / (2 * n1 * n2)).numpy()
     return LpMeasurement(t=t.numpy(), threshold=threshold[..., 0].numpy(), p=quadrant_p(t.numpy(), rays),
                          p_kl=quadrant_p(t_kl.numpy(), rays), rho=rho, censored=censored.numpy(), rows=rows[0])
+
+
+@dataclass(frozen=True)
+class CellMeasurement:
+    """C13 at one cell: the directions' pairs and their four-quadrant fits, shared by C13a and C13b."""
+
+    result: LpMeasurement  # pairs ordered contrastive first, then control
+    family: dict  # "contrastive" | "control" -> the pair indices into `result`
+    pairs: dict  # "contrastive" | "control" -> each pair's description, with its cosine
+    properties: dict  # contrastive property -> its split sizes {"n_a", "n_b"}
+    seconds: float  # measure_lp's time (timing: never hashed)
+
+    def details(self, cell) -> dict:
+        """The record's read-outs beside the verdict: p per family and quadrant, dq, rho and p_app(rho), p from KL."""
+        result, family = self.result, self.family
+        quadrant = {}
+        for fam, idx in family.items():
+            for q, name in enumerate(QUADRANT_NAMES):
+                quadrant[f"{fam} p({name})"] = float(np.nanmedian(result.p[:, idx, q]))
+        p_same = result.p[:, :, 0]
+        p_mixed = result.p[:, :, 1]
+        with np.errstate(all="ignore"):
+            dq = delta_q(p_same, p_mixed)
+            rho = np.clip(result.rho, -0.45, 0.95)
+            p_app = artefact_p(rho)
+        ok = np.isfinite(p_same) & np.isfinite(p_app)
+        r2 = float(np.corrcoef(p_same[ok], p_app[ok])[0, 1] ** 2) if ok.sum() > 2 else float("nan")
+        return {
+            "layer_read": f"L2 change of the last position after block {cell.model.n_layers - 2} (n - 2); perturbed "
+                          f"at {cell.site}; exp-map chart, window 60 deg",
+            "pairs": self.pairs, "contrastive_properties": self.properties, "n_anchors": int(result.p.shape[0]),
+            "median_p_by_family_and_quadrant": quadrant,
+            "median_dq": {fam: float(np.nanmedian(dq[:, idx])) for fam, idx in family.items()},
+            "median_rho": {fam: float(np.nanmedian(result.rho[:, idx])) for fam, idx in family.items()},
+            "median_p_app_of_rho": {fam: float(np.nanmedian(p_app[:, idx])) for fam, idx in family.items()},
+            "r2_p_same_on_p_app": r2,
+            "median_p_kl(++)": {fam: float(np.nanmedian(result.p_kl[:, idx, 0])) for fam, idx in family.items()},
+            "censored_ray_fraction": float(result.censored.mean()),
+            "engine_rows": result.rows,
+            "mixed_quadrants": [1, 2], "same_quadrant": [0],
+        }
+
+
+def measure_cell(cell, *, n_anchors: int, n_pairs: int, tag: str = "C13") -> CellMeasurement:
+    """Contrastive directions of the cell's fit pool and construction-matched controls
+    (`cell.generator(tag, "control")`), the first `n_pairs` low-cosine pairs of each, measured on the
+    first `n_anchors` base prompts. Raises McisError when a family has no pair with |cos| < 0.1."""
+    n = min(n_anchors, len(cell.prompts))
+    site = cell.stats
+    contrastive = contrastive_directions(cell.model.tokenizer, cell.fit_tokens, site.activations)
+    names = list(contrastive)
+    con = torch.stack([contrastive[name]["direction"] for name in names])  # (directions, d)
+    ctl = random_diff_average_pool(site.activations, 4 * n_pairs, n_pairs, cell.generator(tag, "control"))
+    con_pairs = low_cosine_pairs(con, n_pairs)
+    ctl_pairs = low_cosine_pairs(ctl, n_pairs)
+    if not con_pairs or not ctl_pairs:
+        raise McisError(f"C13 at {cell.site}: no {'contrastive' if not con_pairs else 'control'} pair with "
+                        f"|cos| < 0.1 among {len(names) if not con_pairs else len(ctl)} directions; try another layer")
+    d1 = torch.stack([con[i] for i, _ in con_pairs] + [ctl[i] for i, _ in ctl_pairs])  # (P, d)
+    d2 = torch.stack([con[j] for _, j in con_pairs] + [ctl[j] for _, j in ctl_pairs])
+    started = time.perf_counter()
+    result = measure_lp(cell.model, cell.layer, cell.prompts.tokens[:n], cell.base_activations()[:n], d1, d2)
+    seconds = time.perf_counter() - started
+    family = {"contrastive": list(range(len(con_pairs))),
+              "control": list(range(len(con_pairs), len(con_pairs) + len(ctl_pairs)))}
+    pairs = {"contrastive": [f"{names[i]} x {names[j]} (cos {float(con[i] @ con[j]):+.3f})" for i, j in con_pairs],
+             "control": [f"randomdiffavg {i} x {j} (cos {float(ctl[i] @ ctl[j]):+.3f})" for i, j in ctl_pairs]}
+    properties = {name: {k: v for k, v in c.items() if k != "direction"} for name, c in contrastive.items()}
+    return CellMeasurement(result=result, family=family, pairs=pairs, properties=properties, seconds=seconds)
 
 
 def normalised_contour(t_row: np.ndarray, rays: Rays | None = None) -> dict:

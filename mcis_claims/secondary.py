@@ -5,6 +5,9 @@ hinge on that choice, so its record also shows, at 0.01, 0.1 and 1 nats: each ar
 radius and censored fraction, the effect and interval at the family level, the verdict the
 same rule gives there, and the local log-log slope of KL against radius at the crossing.
 These never change the cell's verdict; they say whether it is robust to the threshold.
+
+`base_arms` is C1's own secondary: which base it is that resists (real, this context's, or a
+smaller or larger norm), read from the same sweeps.
 """
 from __future__ import annotations
 
@@ -54,3 +57,41 @@ def summary(readouts: dict, verdict: str) -> dict:
     """Whether the cell's verdict is the same at every secondary threshold, and the verdicts there."""
     verdicts = {threshold: r["verdict"] for threshold, r in readouts.items()}
     return {"verdict_by_kl_threshold": verdicts, "same_verdict_at_every_threshold": len(set(verdicts.values())) == 1}
+
+
+def base_arms(spec, cell, sweeps: dict) -> dict:
+    """C1's descriptive arms: another prompt's real activation as the base, radii relative to each
+    base's own norm, and each arm's clean-output entropy. They separate "real" from "this context's"
+    and from "a smaller or larger norm", the two readings a real-vs-Gaussian gap leaves open.
+
+    sweeps: {"real", "gaussian", "other_real"} -> KindSweep of the same directions on each base.
+    """
+    threshold, median_norm = cell.config.kl_threshold, cell.stats.median_norm
+    bases = {"real": cell.base_activations(), "gaussian": cell.gaussian_bases(),
+             "other_real": cell.other_real_bases()}  # (n, d) each, cached
+    arms = {name: (*sweeps[name].per_base_radius(threshold), bases[name]) for name in bases}  # (radius, censored, base)
+    relative = {name: (r * median_norm / base.norm(dim=-1).double().numpy(), c) for name, (r, c, base) in arms.items()}
+
+    def ratio(a, b, table):
+        (ra, ca), (rb, cb) = table[a][:2], table[b][:2]
+        est = stats.paired_log_ratio(ra, rb, alternative="two-sided", confidence_level=spec.ci_level,
+                                     censored_a=ca, censored_b=cb, documents=cell.documents,
+                                     n_resamples=cell.config.n_resamples,
+                                     random_state=cell.config.cell_seed(spec.id, cell.model_name, cell.layer, a, b))
+        return {"median_ratio": est.value, "ci": list(est.confidence_interval), "ci_level": spec.ci_level}
+
+    return {
+        "note": "descriptive, not judged",
+        "other_real": {"what": "another prompt's real activation (fit pool) as the base, in this prompt's context",
+                       "median_radius": float(np.median(arms["other_real"][0])),
+                       "censored_fraction": float(arms["other_real"][1].mean()),
+                       "real_vs_other_real": ratio("real", "other_real", arms),
+                       "other_real_vs_gaussian": ratio("other_real", "gaussian", arms)},
+        "radius_relative_to_own_norm": {
+            "what": "radius to the threshold / ||base||, per base",
+            "median": {name: float(np.median(r)) for name, (r, _) in relative.items()},
+            "real_vs_gaussian": ratio("real", "gaussian", relative),
+            "median_base_norm_over_site_median": {name: float(base.norm(dim=-1).median()) / median_norm
+                                                  for name, (_, _, base) in arms.items()}},
+        "clean_entropy_nats": {name: float(s.result.clean_entropy.median()) for name, s in sweeps.items()},
+    }

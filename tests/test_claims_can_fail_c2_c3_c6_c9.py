@@ -17,6 +17,7 @@ from claim_harness import Judge, load_claim
 from mcis_claims.activations import SiteStats
 from mcis_claims.cell import KindSweep
 from mcis_claims.config import RunConfig
+from mcis_claims.optima import OptimaRun, pair_angles_degrees
 from mcis_claims.optimize import OptimizedDirections
 from mcis_claims.verdict import decide
 
@@ -109,7 +110,7 @@ def test_c3b_collapsed_restarts_are_negligible(spread_rad, verdict):
 
 def test_c3b_pair_angles_are_lines_not_vectors():
     u = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]])
-    np.testing.assert_allclose(c3.pair_angles_degrees(u), [[0.0, 90.0, 90.0]], atol=1e-6)
+    np.testing.assert_allclose(pair_angles_degrees(u), [[0.0, 90.0, 90.0]], atol=1e-6)
 
 
 def c3_cell(r_optimized, r_random, u, converged, init=None):
@@ -121,10 +122,10 @@ def c3_cell(r_optimized, r_random, u, converged, init=None):
                               init=(collapsed(m, R, d, 1.5, seed=9) if init is None else init).float(),
                               steps_taken=torch.full((m, R), 12), converged=torch.full((m, R), converged),
                               last_relative_change=torch.full((m, R), 0.005), tol=0.01, window=5)
-    run_ = dict(m=m, random=kind_sweep("cov_random_mixture", r_random), r_random=r_random,
-                censored_random=np.zeros(m, bool), r_opt=0.3, opt=opt,
-                swept=SimpleNamespace(kl=curves_crossing_at(r_optimized, k=R)), r_optimized=r_optimized,
-                censored_optimized=np.zeros(m, bool), seconds=0.0)
+    run_ = OptimaRun(m=m, random=kind_sweep("cov_random_mixture", r_random), r_random=r_random,
+                     censored_random=np.zeros(m, bool), r_opt=0.3, opt=opt,
+                     swept=SimpleNamespace(kl=curves_crossing_at(r_optimized, k=R)), r_optimized=r_optimized,
+                     censored_optimized=np.zeros(m, bool), seconds=0.0)
     cov = torch.eye(d, dtype=torch.float64)
     return fake_cell(workspace=SimpleNamespace(cached=lambda key, compute: run_), radii_rel=RADII,
                      model=SimpleNamespace(d_model=d), stats=SimpleNamespace(median_norm=1.0, cov=cov, n_fit=1000),

@@ -4,6 +4,7 @@ MLPs leaves the radius (or the real-vs-Gaussian gap) unchanged, supported where 
 reversed where it grows. The judge applies the project's one decision rule (verdict.decide, family 1).
 Nothing here loads a language model.
 """
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from claim_harness import Judge, load_claim
-from mcis_claims.cell import KindSweep
+from mcis_claims.cell import ClaimCell, KindSweep
 from mcis_claims.config import RunConfig
 
 RADII = np.concatenate([[0.0], np.geomspace(0.02, 4.0, 20)])  # the default schedule's shape
@@ -39,9 +40,13 @@ def fake_cell(real_live, real_frozen, gauss_live, gauss_frozen):
               ("cov_random_mixture", "gaussian", False): kind_sweep("cov@gauss", gauss_live, 3),
               ("cov_random_mixture", "gaussian", True): kind_sweep("cov@gauss+frozen", gauss_frozen, 4),
               ("toward_real", "real", False): kind_sweep("toward", real_live, 5)}
-    return SimpleNamespace(config=RunConfig(n_resamples=200), model_name="synthetic", layer=1, radii_rel=RADII,
+    cell = SimpleNamespace(config=RunConfig(n_resamples=200), model_name="synthetic", layer=1, radii_rel=RADII,
                            documents=np.arange(N), stats=SimpleNamespace(median_norm=1.0),
                            sweep_kind=lambda kind, base="real", freeze_mlp=False: sweeps[kind.name, base, freeze_mlp])
+    # the claim's estimates through ClaimCell's own methods, on this stand-in's config, documents and seed
+    cell._estimate_args = partial(ClaimCell._estimate_args, cell)
+    cell.paired_ratio = partial(ClaimCell.paired_ratio, cell)
+    return cell
 
 
 def run(test, spec, cell):

@@ -1,0 +1,94 @@
+"""Real-to-real interpolation paths in a trained model and its controls (C12; Janiak et al. 2024).
+
+For each base prompt, x = its real activation at the site and b = the real activation of another
+prompt (drawn once from the fit pool, the same prompt for every model), each model's OWN
+activations of those prompts; the path is x + t (b - x), t in linspace(0, 1, steps). Sharpness
+(`readouts.sharpness`) says whether the output changes in a step or smoothly along it.
+
+    paths = real_to_real_paths(cell, ["random:smollm2-135m@0"], steps=21)
+    paths.sharpness()["kl"]["trained"]   # (n,) per base prompt
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .directions import real_other_path
+from .engine import resid_pre, sweep_points
+from .readouts import sharpness
+
+READOUTS = (("kl", "kl"), ("normed_residual", "normed_final_l2"))  # record name, SweepResult field
+
+
+def underlying(name: str) -> str:
+    """The trained model a control name stands for: 'shuffled:smollm2-135m@1' -> 'smollm2-135m'."""
+    from .models import split_control
+
+    prefix = name.split(":", 1)[0]
+    return split_control(name)[0] if prefix in ("random", "shuffled") else name
+
+
+@dataclass(frozen=True)
+class InterpolationPaths:
+    """The same paths swept in the trained model ("trained") and each control: read-outs (n, steps)."""
+
+    t: np.ndarray  # (steps,) in [0, 1]
+    results: dict  # "trained" | control name -> SweepResult
+    controls: list  # the control names, in order
+
+    def sharpness(self) -> dict:
+        """read-out ("kl" | "normed_residual") -> model -> (n,) sharpness per base prompt."""
+        return {readout: {k: sharpness(getattr(r, field)) for k, r in self.results.items()}
+                for readout, field in READOUTS}
+
+    def control_median(self, sharp: dict) -> dict:
+        """read-out -> (n,): per base prompt, the median sharpness over the controls (their seeds)."""
+        return {readout: np.nanmedian(np.stack([s[name] for name in self.controls]), axis=0)
+                for readout, s in sharp.items()}
+
+    def ratio_per_control(self, sharp: dict) -> dict:
+        """control -> read-out -> median over base prompts of sharpness trained / control."""
+        return {name: {readout: float(np.nanmedian(s["trained"] / s[name])) for readout, s in sharp.items()}
+                for name in self.controls}
+
+    def degenerate_fraction(self) -> float:
+        """The largest share, over the models, of paths whose KL at the end d(1) is 0 (sharpness undefined)."""
+        return max(float((r.kl[:, -1] <= 0).float().mean()) for r in self.results.values())
+
+    def normalised_kl(self, label: str) -> dict:
+        """{"trained", label} -> (n, steps) d(t) / d(1) of the KL; the controls' as their median over controls."""
+        curves = {"trained": self.results["trained"].kl,
+                  label: torch.stack([self.results[c].kl for c in self.controls]).median(0).values}
+        return {k: (v / v[:, -1:]).numpy() for k, v in curves.items()}
+
+
+def real_to_real_paths(cell, control_names, *, steps: int, tag: str = "C12") -> InterpolationPaths:
+    """Sweep the paths in the cell's model and in each control (each model's own end activations).
+
+    The other prompt of each path is one draw from the fit pool, `cell.generator(tag, "targets")`; a
+    control must share the trained model's tokenizer. Each model's paths are cached for the run.
+    """
+    tokens = cell.prompts.tokens
+    n = len(tokens)
+    target = torch.randint(cell.stats.n_fit, (n,), generator=cell.generator(tag, "targets"))
+    fit_tokens = cell.fit_tokens[target]
+    t = torch.linspace(0, 1, steps)
+    results = {"trained": _path(cell, cell.model_name, cell.stats.activations[target].float(), tokens, t, tag)}
+    for name in control_names:
+        model = cell.workspace.model(name)
+        vocab = model.stack.unembed.shape[0]
+        assert int(tokens.max()) < vocab, (f"{name} has a vocabulary of {vocab}; the base prompts use ids up to "
+                                           f"{int(tokens.max())}: the control must share the tokenizer")
+        ends = resid_pre(model, cell.layer, fit_tokens)[:, -1]  # (n, d) each model's own activations
+        results[name] = _path(cell, name, ends, tokens, t, tag)
+    return InterpolationPaths(t=t.numpy(), results=results, controls=list(control_names))
+
+
+def _path(cell, model_name, ends, tokens, t, tag):
+    """The interpolation paths in one model, cached for the run (C12 and C12b share the trained model's)."""
+    return cell.workspace.cached(
+        (f"{tag} path", model_name, cell.model_name, cell.layer),
+        lambda: sweep_points(cell.workspace.model(model_name), cell.layer, tokens,
+                             lambda x: real_other_path(x, ends, t)))
