@@ -26,15 +26,20 @@ GRIDS = 4_000
 ROWS: list[tuple] = []
 
 
-def _supported_at(a, b, ca, cb, n: int, alpha_per_end: float) -> np.ndarray:
-    """The fixed rule's `supported` on the first n units, by counts (see test_decision_calibration)."""
+def _bounds_and_health(a, b, ca, cb, n: int):
+    """-> (low, high, healthy) on the first n units: each unit's bounds on d, and the health check."""
     a, b, ca, cb = a[:, :n], b[:, :n], ca[:, :n], cb[:, :n]
     d = np.log(a) - np.log(b)
     low = np.where(cb, -np.inf, d)
     high = np.where(ca, np.inf, d)
-    rank = order_statistic_rank(n, alpha_per_end)
     undetermined = (((low <= DELTA) & (high > DELTA)) | ((low <= 0) & (high > 0))) & (low != high)
-    return (np.count_nonzero(low <= DELTA, axis=1) <= rank - 1) & (undetermined.mean(axis=1) <= 0.2)
+    return low, high, undetermined.mean(axis=1) <= 0.2
+
+
+def _supported_at(a, b, ca, cb, n: int, alpha_per_end: float) -> np.ndarray:
+    """The fixed rule's `supported` on the first n units, by counts (see test_decision_calibration)."""
+    low, _, healthy = _bounds_and_health(a, b, ca, cb, n)
+    return (np.count_nonzero(low <= DELTA, axis=1) <= order_statistic_rank(n, alpha_per_end) - 1) & healthy
 
 
 def _sequential_supported(a, b, ca, cb) -> np.ndarray:
@@ -101,13 +106,8 @@ def test_family_wise_false_supported_over_a_32_cell_grid():
 def _refuted_at(a, b, ca, cb, n: int, alpha_per_end: float) -> np.ndarray:
     """The fixed rule's `negligible` or `reversed` on the first n units: the interval's upper end
     (from each unit's upper bound) below the SESOI, by counts."""
-    a, b, ca, cb = a[:, :n], b[:, :n], ca[:, :n], cb[:, :n]
-    d = np.log(a) - np.log(b)
-    low = np.where(cb, -np.inf, d)
-    high = np.where(ca, np.inf, d)
-    rank = order_statistic_rank(n, alpha_per_end)
-    undetermined = (((low <= DELTA) & (high > DELTA)) | ((low <= 0) & (high > 0))) & (low != high)
-    return (np.count_nonzero(high >= DELTA, axis=1) <= rank - 1) & (undetermined.mean(axis=1) <= 0.2)
+    _, high, healthy = _bounds_and_health(a, b, ca, cb, n)
+    return (np.count_nonzero(high >= DELTA, axis=1) <= order_statistic_rank(n, alpha_per_end) - 1) & healthy
 
 
 @pytest.mark.parametrize("scenario", ["symmetric", "exponential", "censored_b"])
