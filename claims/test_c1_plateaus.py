@@ -59,7 +59,7 @@ def test_c1_plateaus(cell, judge):
             "directions": repr(kind), "kl_threshold_nats": threshold,
             "median_radius_real": float(np.median(r_real)), "median_radius_gaussian": float(np.median(r_gauss)),
             "censored_fraction_real": float(c_real.mean()), "censored_fraction_gaussian": float(c_gauss.mean()),
-            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+            "radius_unit": cell.radius_unit,
             "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"real": real, "gaussian": gaussian},
                                                         documents=cell.documents),
             "secondary_arms": secondary.base_arms(SPEC, cell, {"real": real, "gaussian": gaussian,

@@ -92,7 +92,7 @@ def common_details(cell, sweeps) -> dict:
         "kl_threshold_nats": threshold,
         "median_radius": {name: float(np.median(r)) for name, (r, _) in radius.items()},
         "censored_fraction": {name: float(c.mean()) for name, (_, c) in radius.items()},
-        "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+        "radius_unit": cell.radius_unit,
     }
 
 

@@ -111,7 +111,7 @@ def test_c5_thresholds(cell, judge):
             "directions": repr(KIND), "kl_threshold_nats": threshold, "frozen_mlp": FROZEN_MLP,
             "median_radius_frozen": float(np.median(r_frozen)), "median_radius_live": float(np.median(r_live)),
             "censored_fraction_frozen": float(c_frozen.mean()), "censored_fraction_live": float(c_live.mean()),
-            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+            "radius_unit": cell.radius_unit,
             "at_kl_thresholds": secondary.at_thresholds(SPEC, judge.family, {"frozen": frozen, "live": live},
                                                         documents=cell.documents),
             "secondary, old form: flip ratio real-other / cov-random inside the plateau": flips.old_flip_ratio(
@@ -144,6 +144,6 @@ def test_c5b_gap_frozen_vs_live(cell, judge):
             "censored_fraction": {names[key]: float(c.mean()) for key, (_, _, c) in arms.items()},
             "median_gap_real_over_gaussian": {"live": float(np.median(r_rl / r_gl)),
                                               "frozen": float(np.median(r_rf / r_gf))},
-            "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+            "radius_unit": cell.radius_unit,
         },
     )

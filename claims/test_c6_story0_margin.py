@@ -76,5 +76,5 @@ def test_c6_story0_margin(cell, judge):
         details={"directions": repr(kind), "kl_threshold_nats": threshold,
                  **margins.story0_details(halves, radius_real, radius_gauss, estimate=estimate, high=high,
                                           both_low=both_low, alpha=SPEC.alpha, at_kl_thresholds=at_thresholds),
-                 "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}"},
+                 "radius_unit": cell.radius_unit},
     )

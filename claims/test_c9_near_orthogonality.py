@@ -78,8 +78,7 @@ def test_c9_near_orthogonality(cell, judge):
     scaled = curves.ratio_times_sqrt_d[:, at]  # (n,) ~1 if near-orthogonal as the maths says
 
     # measured read-offs for covariance-matched and real-mixture directions, same units, bases and radius
-    measured = readoff.measured_readoffs(cell, SPEC, probe, u, radius_abs=float(RADII[at] * cell.stats.median_norm),
-                                         isotropic_ratio_sqrt_d=scaled, kinds=MEASURED_KINDS,
+    measured = readoff.measured_readoffs(cell, SPEC, probe, curves, at, kinds=MEASURED_KINDS,
                                          directions_per_base=RANDOM_DIRECTIONS)
     estimate = stats.equivalence_log_ratio(
         scaled, np.ones_like(scaled), margin=MARGIN, alpha=SPEC.alpha, documents=cell.documents,

@@ -116,10 +116,10 @@ def readoff_by_radius(probe: UnitProbe, u: torch.Tensor, radii_rel: np.ndarray, 
     delta_aligned, delta_random, ratio = [], [], []
     for r in radii_rel * median_norm:
         da = probe.delta_aligned(r)  # (n, K)
-        dr = probe.delta_along(u, r)  # (n, M, K)
+        ratio_r, rms_r = readoff_ratio(probe, u, r, da)
         delta_aligned.append(da.pow(2).mean(-1).sqrt())
-        delta_random.append(dr.pow(2).mean((-2, -1)).sqrt())
-        ratio.append((dr / da[:, None]).pow(2).mean((-2, -1)).sqrt())
+        delta_random.append(rms_r)
+        ratio.append(ratio_r)
     delta_aligned, delta_random, ratio = (torch.stack(v, dim=-1).numpy() for v in (delta_aligned, delta_random, ratio))
     return ReadoffCurves(radii_rel=radii_rel, delta_aligned=delta_aligned, delta_random=delta_random, ratio=ratio,
                          d=probe.x.shape[-1])
@@ -146,19 +146,21 @@ def predicted_ratio_sqrt_d(x, aligned, cov, centred: bool) -> np.ndarray:
     return (d * (quad / (1 - c.pow(2)).pow(2)).mean(-1)).sqrt().numpy()
 
 
-def measured_readoffs(cell, spec, probe: UnitProbe, u, *, radius_abs: float, isotropic_ratio_sqrt_d, kinds,
+def measured_readoffs(cell, spec, probe: UnitProbe, curves: ReadoffCurves, at: int, *, kinds,
                       directions_per_base: int) -> dict:
     """Descriptive, beside the property test: the same ratio * sqrt(d) for covariance-shaped directions.
 
-    At `radius_abs`, for the probe's units and bases: the isotropic u (n, M, d) and
+    At the judged radius (index `at` of `curves`), for the probe's units and bases:
     `directions_per_base` directions of each of `kinds` (drawn with the cell's generator
-    ("C9", repr(kind))), each kind's RMS read-off change over the isotropic one paired per base,
-    and what the site's covariance predicts when linearised through the input norm.
-    isotropic_ratio_sqrt_d: (n,) the judged ratio * sqrt(d) at that radius.
+    ("C9", repr(kind))), each kind's RMS read-off change over the isotropic one (read from
+    `curves`) paired per base, and what the site's covariance predicts when linearised through
+    the input norm.
     """
     x, aligned, d = probe.x, probe.aligned, probe.x.shape[-1]
+    radius_abs = float(curves.radii_rel[at] * cell.stats.median_norm)
     delta_aligned_at = probe.delta_aligned(radius_abs)
-    _, rms_isotropic = readoff_ratio(probe, u, radius_abs, delta_aligned_at)
+    rms_isotropic = torch.from_numpy(curves.delta_random[:, at])  # (n,) swept already at this radius
+    isotropic_ratio_sqrt_d = curves.ratio_times_sqrt_d[:, at]
     cov = cell.stats.cov.double()
     predicted_cov = predicted_ratio_sqrt_d(x, aligned, cov, centred=probe.readoff.centred)
     measured = {"isotropic": {"median_ratio_times_sqrt_d": float(np.median(isotropic_ratio_sqrt_d)),
@@ -206,5 +208,5 @@ def orthogonality_details(cell, probe: UnitProbe, curves: ReadoffCurves, *, at: 
         "measured_readoffs_note": "descriptive: RMS |Δ read-off| over (unit, direction) at radius_rel, "
                                   "ratio to the aligned change x sqrt(d); over_isotropic_paired is the per-base "
                                   "RMS change of the kind over the isotropic one (95% order-statistic interval)",
-        "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+        "radius_unit": cell.radius_unit,
     }

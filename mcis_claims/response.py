@@ -71,7 +71,7 @@ def story1_details(cell, spec, kind, sweeps: dict, radius: dict, *, threshold: f
         "median_sharpness_on_radius_grid": shape,
         "sharpness_note": "max step of curve / curve at the largest radius, times steps; on the geometric "
                           "radius grid, not an interpolation path",
-        "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+        "radius_unit": cell.radius_unit,
     }
 
 
@@ -117,7 +117,7 @@ def damping_details(cell, spec, kind, arms: dict, directional: dict, profile: di
             "note": "labelled secondary (the first-wave form): directions on real bases, raw ||Δh_final|| / r, "
                     "which carries the skip term",
             **old_form},
-        "radius_unit": f"median ||resid|| at the site = {cell.stats.median_norm:.4g}",
+        "radius_unit": cell.radius_unit,
     }
 
 

@@ -15,7 +15,7 @@ import torch
 
 from claim_harness import Judge, load_claim
 from mcis_claims.activations import SiteStats
-from mcis_claims.cell import KindSweep
+from mcis_claims.cell import ClaimCell, KindSweep
 from mcis_claims.config import RunConfig
 from mcis_claims.optima import OptimaRun, pair_angles_degrees
 from mcis_claims.optimize import OptimizedDirections
@@ -46,6 +46,7 @@ def fake_cell(sweeps=None, **extra):
     cell = SimpleNamespace(config=RunConfig(n_resamples=200), model_name="synthetic", layer=1,
                            documents=np.arange(N), stats=SimpleNamespace(median_norm=1.0),
                            sweep_kind=lambda kind, base="real": sweeps[(kind.name, base)])
+    cell.radius_unit = ClaimCell.radius_unit.fget(cell)
     for key, value in extra.items():
         setattr(cell, key, value)
     return cell

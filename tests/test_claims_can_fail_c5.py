@@ -46,6 +46,7 @@ def fake_cell(real_live, real_frozen, gauss_live, gauss_frozen):
     # the claim's estimates through ClaimCell's own methods, on this stand-in's config, documents and seed
     cell._estimate_args = partial(ClaimCell._estimate_args, cell)
     cell.paired_ratio = partial(ClaimCell.paired_ratio, cell)
+    cell.radius_unit = ClaimCell.radius_unit.fget(cell)
     return cell
 
 
