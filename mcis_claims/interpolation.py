@@ -17,6 +17,7 @@ import torch
 
 from .directions import real_other_path
 from .engine import resid_pre, sweep_points
+from .errors import InputError
 from .readouts import sharpness
 
 READOUTS = (("kl", "kl"), ("normed_residual", "normed_final_l2"))  # record name, SweepResult field
@@ -75,20 +76,26 @@ def real_to_real_paths(cell, control_names, *, steps: int, tag: str = "C12") -> 
     target = torch.randint(cell.stats.n_fit, (n,), generator=cell.generator(tag, "targets"))
     fit_tokens = cell.fit_tokens[target]
     t = torch.linspace(0, 1, steps)
-    results = {"trained": _path(cell, cell.model_name, cell.stats.activations[target].float(), tokens, t, tag)}
+    results = {"trained": _path(cell, cell.model_name, lambda: cell.stats.activations[target].float(), tokens, t, tag)}
     for name in control_names:
         model = cell.workspace.model(name)
         vocab = model.stack.unembed.shape[0]
-        assert int(tokens.max()) < vocab, (f"{name} has a vocabulary of {vocab}; the base prompts use ids up to "
-                                           f"{int(tokens.max())}: the control must share the tokenizer")
-        ends = resid_pre(model, cell.layer, fit_tokens)[:, -1]  # (n, d) each model's own activations
-        results[name] = _path(cell, name, ends, tokens, t, tag)
+        if int(tokens.max()) >= vocab:
+            raise InputError(f"{name} has a vocabulary of {vocab}; the base prompts use ids up to "
+                             f"{int(tokens.max())}: the control must share the tokenizer")
+        results[name] = _path(cell, name, lambda model=model: resid_pre(model, cell.layer, fit_tokens)[:, -1],
+                              tokens, t, tag)
     return InterpolationPaths(t=t.numpy(), results=results, controls=list(control_names))
 
 
 def _path(cell, model_name, ends, tokens, t, tag):
-    """The interpolation paths in one model, cached for the run (C12 and C12b share the trained model's)."""
-    return cell.workspace.cached(
-        (f"{tag} path", model_name, cell.model_name, cell.layer),
-        lambda: sweep_points(cell.workspace.model(model_name), cell.layer, tokens,
-                             lambda x: real_other_path(x, ends, t)))
+    """The interpolation paths in one model, cached for the run (C12 and C12b share the trained model's).
+
+    ends: () -> (n, d) the model's own end activations, computed only when the paths are not cached yet.
+    """
+    def compute():
+        end_points = ends()
+        return sweep_points(cell.workspace.model(model_name), cell.layer, tokens,
+                            lambda x: real_other_path(x, end_points, t))
+
+    return cell.workspace.cached((f"{tag} path", model_name, cell.model_name, cell.layer), compute)
