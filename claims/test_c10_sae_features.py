@@ -93,7 +93,7 @@ SPEC_B = ClaimSpec(
 )
 
 
-@claim(SPEC_A)
+@claim(SPEC_A, sequential=False)
 def test_c10a_synthetic_activations(cell, judge):
     """recon_self against composite stand-ins of the first m bases, along the same cov-random directions."""
     m = min(MAX_BASES, len(cell.prompts))
@@ -123,7 +123,7 @@ def test_c10a_synthetic_activations(cell, judge):
     })
 
 
-@claim(SPEC_B)
+@claim(SPEC_B, sequential=False)
 def test_c10b_decoder_directions_by_l0(cell, judge):
     """Decoder directions of the lowest- against the highest-L0 SAE, each relative to cov-random ones."""
     m = min(MAX_BASES, len(cell.prompts))

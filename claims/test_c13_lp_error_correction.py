@@ -86,11 +86,11 @@ def judge_family_ratio(cell, judge, spec, quadrants):
                    "median_p_control": float(np.nanmedian(control))})
 
 
-@claim(SPEC_SAME, layers="earliest")
+@claim(SPEC_SAME, layers="earliest", sequential=False)
 def test_c13a_contrastive_exceeds_control(cell, judge):
     judge_family_ratio(cell, judge, SPEC_SAME, quadrants=(0,))
 
 
-@claim(SPEC_MIXED, layers="earliest")
+@claim(SPEC_MIXED, layers="earliest", sequential=False)
 def test_c13b_not_the_sign_artefact(cell, judge):
     judge_family_ratio(cell, judge, SPEC_MIXED, quadrants=(1, 2))

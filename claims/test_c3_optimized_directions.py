@@ -121,7 +121,7 @@ def distinctness(u, *, documents=None, alpha=SPEC_DISTINCT.alpha, n_resamples=99
                                    n_resamples=n_resamples, random_state=random_state)
 
 
-@claim(SPEC)
+@claim(SPEC, sequential=False)
 def test_c3_optimized_directions(cell, judge):
     run = optimized(cell)  # the first m bases: R optima each, swept; the cov-random arm on the same bases
     estimate = stats.paired_log_ratio(
@@ -150,7 +150,7 @@ def test_c3_optimized_directions(cell, judge):
     )
 
 
-@claim(SPEC_DISTINCT)
+@claim(SPEC_DISTINCT, sequential=False)
 def test_c3b_distinct_optima(cell, judge):
     run = optimized(cell)  # the same optimisation as C3: free when C3 ran
     u = run.opt.directions.double()  # (m, R, d)

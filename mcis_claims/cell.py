@@ -33,7 +33,8 @@ from .sae import SAE, load_sae
 from .sae import check_site as check_sae_site
 from .sae_training import C10A_L0, DEFAULT_L0S, default_sae
 from .sites import site_name
-from .engine import ROW_READOUTS, SweepResult, reshape_result, sweep, sweep_points
+from .engine import (ROW_READOUTS, SweepResult, chunk_start, first_prompts, join_prompts, reshape_result, sweep,
+                     sweep_points)
 from .synthetic import SyntheticBases, sae_decoder, synthetic_bases
 
 # A curve still below the KL threshold at the schedule's end is swept further, up to this many
@@ -50,6 +51,20 @@ class KindSweep:
     radii_rel: np.ndarray  # (S,) in units of the median norm
     result: SweepResult  # all read-outs, shaped (n, K, S, ...): resid_l2, final_l2, mlp_flips, top1_changed
     seconds: float
+    schedule_steps: int | None = None  # radii past this index are the extension (None: not extended)
+
+    def first(self, n: int, threshold: float) -> "KindSweep":
+        """The sweep of the first n bases, as a sweep of those bases alone would be (a sequential look).
+
+        The extension radii stay only if one of those n bases needs them: the whole kind is extended
+        when any of its curves is still below the threshold at the schedule's end."""
+        if n >= self.kl.shape[0]:
+            return self
+        kl, radii, steps, result = self.kl[:n], self.radii_rel, self.schedule_steps, first_prompts(self.result, n)
+        if steps is not None and not bool((kl[..., :steps].amax(dim=-1) < threshold).any()):
+            kl, radii, steps = kl[..., :steps], radii[:steps], None
+            result = _radii_slice(result, slice(None, len(radii)))
+        return replace(self, kl=kl, radii_rel=radii, result=result, schedule_steps=steps)
 
     def crossing(self, threshold: float, first: int | None = None) -> Crossing:
         return radius_at_threshold(self.kl[:first], self.radii_rel, threshold)
@@ -82,6 +97,12 @@ def extension_radii(largest: float) -> np.ndarray:
         return np.empty(0)
     steps = int(np.ceil(2 * np.log2(MAX_RADIUS / largest) - 1e-9))
     return np.minimum(largest * np.sqrt(2.0) ** np.arange(1, steps + 1), MAX_RADIUS)
+
+
+def _radii_slice(result: SweepResult, radii: slice) -> SweepResult:
+    """Read-outs (n, K, S, ...) at the radii `radii` only."""
+    return replace(result, **{name: None if getattr(result, name) is None else getattr(result, name)[:, :, radii]
+                              for name in ROW_READOUTS})
 
 
 def _concat_radii(a: SweepResult, b: SweepResult) -> SweepResult:
@@ -174,6 +195,14 @@ class Workspace:
             self._sweeps[key] = compute()
         return self._sweeps[key]
 
+    def grown(self, key: tuple, n: int, grow):
+        """A cached sweep over (at least) the first n base prompts: grow(cached or None) sweeps the
+        prompts it lacks, so a sequential look at 64 prompts reuses the look at 32."""
+        have = self._sweeps.get(key)
+        if have is None or have.kl.shape[0] < n:
+            self._sweeps[key] = grow(have)
+        return self._sweeps[key]
+
     def provenance(self) -> dict:
         """Which models, corpus, prompts and site fits this run used (for the report)."""
         return {
@@ -193,6 +222,7 @@ class ClaimCell:
     workspace: Workspace
     model_name: str
     layer: int
+    n_bases: int | None = None  # a sequential look: only the first n base prompts (None: all of them)
 
     @property
     def config(self) -> RunConfig:
@@ -208,7 +238,16 @@ class ClaimCell:
 
     @property
     def prompts(self) -> PromptSet:
-        return self.workspace.bases(self.model_name)
+        """The base prompts of this look: all of them, or the first `n_bases` (a sequential look)."""
+        bases = self.workspace.bases(self.model_name)
+        if self.n_bases is None or self.n_bases >= len(bases):
+            return bases
+        return bases.subset(np.arange(self.n_bases))
+
+    @property
+    def n(self) -> int:
+        """Base prompts at this look."""
+        return len(self.prompts)
 
     @property
     def fit_tokens(self) -> torch.Tensor:
@@ -238,32 +277,33 @@ class ClaimCell:
 
         return self.workspace.cached(
             ("bases", self.model_name, self.layer),
-            lambda: resid_pre(self.model, self.layer, self.prompts.tokens)[:, -1],
-        )
+            lambda: resid_pre(self.model, self.layer, self.workspace.bases(self.model_name).tokens)[:, -1],
+        )[:self.n]
 
     def gaussian_bases(self) -> torch.Tensor:
         """(n, d) draws from N(mu, Sigma), one per base prompt (the off-distribution bases of C1)."""
-        return self.workspace.cached(
+        return self.workspace.cached(  # drawn for every base, so a sequential look's draws are a prefix
             ("gaussian_bases", self.model_name, self.layer),
-            lambda: self.stats.sample_gaussian((len(self.prompts),), self.generator("gaussian_bases")).float(),
-        )
+            lambda: self.stats.sample_gaussian((self.config.n_prompts,), self.generator("gaussian_bases")).float(),
+        )[:self.n]
 
     def other_real_bases(self) -> torch.Tensor:
         """(n, d) the real activation of another prompt (from the fit pool), one per base prompt: placed in
         this prompt's context it is on-distribution but not this context's (C1's secondary arm)."""
         def draw():
-            pick = torch.randint(self.stats.n_fit, (len(self.prompts),), generator=self.generator("other_real_bases"))
+            pick = torch.randint(self.stats.n_fit, (self.config.n_prompts,), generator=self.generator("other_real_bases"))
             return self.stats.activations[pick].float()
 
-        return self.workspace.cached(("other_real_bases", self.model_name, self.layer), draw)
+        return self.workspace.cached(("other_real_bases", self.model_name, self.layer), draw)[:self.n]
 
     def directions(self, kind: dirs.DirectionKind) -> torch.Tensor:
         """(n, K, d) unit directions of `kind`, the same for every claim that asks."""
-        return self.workspace.cached(
-            ("directions", self.model_name, self.layer, repr(kind)),
-            lambda: kind.sample(self.stats, len(self.prompts), self.config.n_directions,
-                                self.generator("directions", repr(kind)), bases=self.base_activations()).float(),
-        )
+        def draw():
+            every = ClaimCell(self.workspace, self.model_name, self.layer)  # for every base, sliced to the look
+            return kind.sample(self.stats, every.n, self.config.n_directions, self.generator("directions", repr(kind)),
+                               bases=every.base_activations()).float()
+
+        return self.workspace.cached(("directions", self.model_name, self.layer, repr(kind)), draw)[:self.n]
 
     def sweep_kind(self, kind: dirs.DirectionKind, *, base: str = "real", freeze_mlp: bool = False) -> KindSweep:
         """KL curves for real bases (or Gaussian ones, or another prompt's real activation: `other_real`)
@@ -272,37 +312,56 @@ class ClaimCell:
         if base not in ("real", "gaussian", "other_real"):
             raise ValueError(f"base must be 'real', 'gaussian' or 'other_real'; got {base!r}")
         key = ("sweep", self.model_name, self.layer, repr(kind), base) + (("freeze_mlp",) if freeze_mlp else ())
-        return self.workspace.cached(key, lambda: self._sweep_kind(kind, base, freeze_mlp))
+        swept = self.workspace.grown(key, self.n, lambda have: self._sweep_kind(kind, base, freeze_mlp, have))
+        return swept.first(self.n, self.config.kl_threshold)
 
-    def _sweep_kind(self, kind, base, freeze_mlp=False) -> KindSweep:
+    def _sweep_kind(self, kind, base, freeze_mlp=False, have: KindSweep | None = None) -> KindSweep:
         """The schedule's sweep; where a curve has not reached --kl-threshold by its end, the
-        whole kind is swept on at `extension_radii` (so censoring is what is left at MAX_RADIUS)."""
-        started = time.perf_counter()
-        u = self.directions(kind)
-        radii_rel = self.radii_rel
-        result = self._sweep_radii(kind, base, u, radii_rel, freeze_mlp=freeze_mlp)
-        if bool((result.kl.amax(dim=-1) < self.config.kl_threshold).any()):
-            more = extension_radii(float(radii_rel[-1]))
-            if more.size:
-                result = _concat_radii(result, self._sweep_radii(kind, base, u, more, extension=True,
-                                                                   freeze_mlp=freeze_mlp))
-                radii_rel = np.concatenate([radii_rel, more])
-        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else f"@{base}_base")
-                         + ("+frozen_mlp" if freeze_mlp else ""), kl=result.kl,
-                         radii_rel=radii_rel, result=result, seconds=time.perf_counter() - started)
+        whole kind is swept on at `extension_radii` (so censoring is what is left at MAX_RADIUS).
 
-    def _sweep_radii(self, kind, base, u, radii_rel, extension: bool = False, freeze_mlp: bool = False) -> SweepResult:
+        have: the same sweep over fewer bases (an earlier sequential look): only the bases it lacks
+        are swept, and its bases are extended too if the new ones need it, so the result is the
+        sweep of all n bases at once."""
+        started = time.perf_counter()
+        done = 0 if have is None else have.kl.shape[0]
+        schedule, K = self.radii_rel, self.config.n_directions
+        steps = len(schedule)
+
+        def grow(radii, kept, extension=False):
+            """Bases from the chunk holding base `done` on, swept at `radii`, after `kept`'s bases before it."""
+            start = chunk_start(done, K * len(radii)) if kept is not None else 0
+            swept = self._sweep_radii(kind, base, slice(start, self.n), radii, extension=extension,
+                                      freeze_mlp=freeze_mlp)
+            return join_prompts(first_prompts(kept, start), swept) if start else swept
+
+        result = grow(schedule, None if have is None else _radii_slice(have.result, slice(None, steps)))
+        radii_rel = schedule
+        if bool((result.kl.amax(dim=-1) < self.config.kl_threshold).any()):
+            more = extension_radii(float(schedule[-1]))
+            if more.size:
+                kept = _radii_slice(have.result, slice(steps, None)) if have and have.schedule_steps else None
+                result = _concat_radii(result, grow(more, kept, extension=True))
+                radii_rel = np.concatenate([schedule, more])
+        return KindSweep(kind=f"{kind.name}" + ("" if base == "real" else f"@{base}_base")
+                         + ("+frozen_mlp" if freeze_mlp else ""), kl=result.kl, radii_rel=radii_rel, result=result,
+                         seconds=time.perf_counter() - started + (have.seconds if have is not None else 0.0),
+                         schedule_steps=steps if len(radii_rel) > steps else None)
+
+    def _sweep_radii(self, kind, base, rows: slice, radii_rel, extension: bool = False,
+                     freeze_mlp: bool = False) -> SweepResult:
+        """The bases `rows` swept along their directions of `kind` at `radii_rel`."""
         radii = torch.tensor(radii_rel * self.stats.median_norm, dtype=torch.float32)
         label = (f"{self.model_name} {self.site} {kind!r} ({base} bases{', extended radii' if extension else ''}"
                  f"{', MLPs frozen' if freeze_mlp else ''})")
+        u, tokens = self.directions(kind)[rows], self.prompts.tokens[rows]
         n, K, S = u.shape[0], u.shape[1], len(radii)
         with self._progress(label, n * K * S) as advance:
             if base == "real":
-                return sweep(self.model, self.layer, self.prompts.tokens, u, radii, track_mlp=True,
+                return sweep(self.model, self.layer, tokens, u, radii, track_mlp=True,
                              progress=advance, freeze_mlp=freeze_mlp)
-            g = self.gaussian_bases() if base == "gaussian" else self.other_real_bases()
+            g = (self.gaussian_bases() if base == "gaussian" else self.other_real_bases())[rows]
             points = (g[:, None, None, :] + radii[None, None, :, None] * u[:, :, None, :]).flatten(1, 2)
-            result = sweep_points(self.model, self.layer, self.prompts.tokens, points, reference=g,
+            result = sweep_points(self.model, self.layer, tokens, points, reference=g,
                                   track_mlp=True, progress=advance, freeze_mlp=freeze_mlp)
             return reshape_result(result, (K, S))
 

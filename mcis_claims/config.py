@@ -41,6 +41,8 @@ class RunConfig:
     sae: str | None = None  # a SAELens-format SAE directory for C10; None -> the default trained one
     sae_layers: str = "1"  # layers whose default SAEs C10 trains (once, cached) when --sae is not given
     device: str = "cpu"  # where the models run (cpu, cuda, cuda:<i>, auto); results come back on the CPU
+    sequential: bool = False  # judge each cell at growing numbers of base prompts, stop once settled (looks.py)
+    first_look: int = 32  # base prompts at the first sequential look
 
     def __post_init__(self):
         """Every check that needs no model runs here, so a wrong option fails in seconds (exit 4)."""
@@ -54,6 +56,8 @@ class RunConfig:
         if not (math.isfinite(self.kl_threshold) and self.kl_threshold > 0):  # nan <= 0 is False
             raise InputError(f"--kl-threshold {self.kl_threshold}: must be a finite positive number of nats "
                              f"(default 0.1)")
+        if not isinstance(self.first_look, int) or self.first_look < 8:
+            raise InputError(f"--first-look {self.first_look}: a look needs at least 8 base prompts")
         if self.prompt_length < 2:
             raise InputError(f"--prompt-length {self.prompt_length}: must be at least 2 tokens")
         for option, value in (("--layers", self.layers), ("--sae-layers", self.sae_layers), ("--sae", self.sae),

@@ -70,6 +70,40 @@ class SweepResult:
 
 # The read-outs with one value per perturbed row (n, *grid, ...); the rest are per prompt or per run.
 ROW_READOUTS = ("kl", "resid_l2", "final_l2", "top1_changed", "mlp_flips", "response_l2", "normed_final_l2")
+PROMPT_READOUTS = ("clean_margin", "clean_final_norm", "clean_entropy")  # (n,): one per prompt
+
+
+def _chunking(points_per_prompt: int, batch_rows: int) -> tuple[int, int]:
+    """-> (rows per prompt in one forward, prompts per chunk): how `_run` packs rows into forwards."""
+    per_prompt = max(1, min(points_per_prompt, batch_rows - 1))
+    return per_prompt, max(1, batch_rows // (per_prompt + 1))
+
+
+def chunk_start(done: int, points_per_prompt: int, batch_rows: int = DEFAULT_BATCH_ROWS) -> int:
+    """The first prompt of the chunk that holds prompt `done`, in a sweep with this many points per prompt.
+
+    A sweep grown from `done` prompts restarts there: every chunk then holds the prompts it holds in
+    one sweep of them all, so the grown rows are bitwise that sweep's (a forward's rounding depends
+    on how many rows it carries)."""
+    return done // _chunking(points_per_prompt, batch_rows)[1] * _chunking(points_per_prompt, batch_rows)[1]
+
+
+def first_prompts(result: SweepResult, n: int) -> SweepResult:
+    """The read-outs of the first n prompts only (a sequential look at n base prompts)."""
+    return replace(result, **{name: None if getattr(result, name) is None else getattr(result, name)[:n]
+                              for name in ROW_READOUTS + PROMPT_READOUTS})
+
+
+def join_prompts(a: SweepResult, b: SweepResult) -> SweepResult:
+    """The read-outs of a's prompts followed by b's (the same grid): a sweep grown by more prompts.
+
+    A row depends only on its own prompt and point and on the chunk it was forwarded in, so
+    prompts 0..m joined with prompts m..n swept again from `chunk_start(m, ...)` are one sweep of 0..n."""
+    def join(name):
+        x, y = getattr(a, name), getattr(b, name)
+        return None if x is None else torch.cat([x, y], dim=0)
+
+    return replace(a, **{name: join(name) for name in ROW_READOUTS + PROMPT_READOUTS})
 
 
 def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, radii, *,
@@ -160,8 +194,7 @@ def _run(model, layer, tokens, build_points, track_mlp, batch_rows, progress, re
     if not torch.isfinite(points).all():
         raise InputError("perturbed activations contain NaN or inf; check directions and radii")
     n, M, _ = points.shape
-    per_prompt = max(1, min(M, batch_rows - 1))
-    prompts_per_chunk = max(1, batch_rows // (per_prompt + 1))
+    per_prompt, prompts_per_chunk = _chunking(M, batch_rows)
     outs = {k: [] for k in ("kl", "resid_l2", "response_l2", "top1", "flips", "normed_l2")}
     margins, final_norms, entropies = [], [], []
     for p0 in range(0, n, prompts_per_chunk):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .directions import real_other_path
-from .engine import resid_pre, sweep_points
+from .engine import chunk_start, first_prompts, join_prompts, resid_pre, sweep_points
 from .errors import InputError
 from .readouts import sharpness
 
@@ -68,34 +68,40 @@ class InterpolationPaths:
 def real_to_real_paths(cell, control_names, *, steps: int, tag: str = "C12") -> InterpolationPaths:
     """Sweep the paths in the cell's model and in each control (each model's own end activations).
 
-    The other prompt of each path is one draw from the fit pool, `cell.generator(tag, "targets")`; a
-    control must share the trained model's tokenizer. Each model's paths are cached for the run.
+    The other prompt of each path is one draw from the fit pool, `cell.generator(tag, "targets")`, made
+    for every base prompt (a sequential look uses the first n); a control must share the trained
+    model's tokenizer. Each model's paths are cached for the run, and grown by a later look.
     """
     tokens = cell.prompts.tokens
-    n = len(tokens)
-    target = torch.randint(cell.stats.n_fit, (n,), generator=cell.generator(tag, "targets"))
-    fit_tokens = cell.fit_tokens[target]
+    target = torch.randint(cell.stats.n_fit, (cell.config.n_prompts,), generator=cell.generator(tag, "targets"))
     t = torch.linspace(0, 1, steps)
-    results = {"trained": _path(cell, cell.model_name, lambda: cell.stats.activations[target].float(), tokens, t, tag)}
+    results = {"trained": _path(cell, cell.model_name, lambda rows: cell.stats.activations[target[rows]].float(),
+                                t, tag)}
     for name in control_names:
         model = cell.workspace.model(name)
         vocab = model.stack.unembed.shape[0]
         if int(tokens.max()) >= vocab:
             raise InputError(f"{name} has a vocabulary of {vocab}; the base prompts use ids up to "
                              f"{int(tokens.max())}: the control must share the tokenizer")
-        results[name] = _path(cell, name, lambda model=model: resid_pre(model, cell.layer, fit_tokens)[:, -1],
-                              tokens, t, tag)
+        ends = lambda rows, model=model: resid_pre(model, cell.layer, cell.fit_tokens[target[rows]])[:, -1]
+        results[name] = _path(cell, name, ends, t, tag)
     return InterpolationPaths(t=t.numpy(), results=results, controls=list(control_names))
 
 
-def _path(cell, model_name, ends, tokens, t, tag):
-    """The interpolation paths in one model, cached for the run (C12 and C12b share the trained model's).
+def _path(cell, model_name, ends, t, tag):
+    """The interpolation paths of the cell's base prompts in one model, cached for the run (C12 and
+    C12b share the trained model's) and grown when a later sequential look has more prompts.
 
-    ends: () -> (n, d) the model's own end activations, computed only when the paths are not cached yet.
+    ends(rows): (m, d) the model's own end activations of those base prompts, computed only for
+    prompts whose paths are not cached yet.
     """
-    def compute():
-        end_points = ends()
-        return sweep_points(cell.workspace.model(model_name), cell.layer, tokens,
-                            lambda x: real_other_path(x, end_points, t))
+    def grow(have):  # from the chunk holding the first new prompt: rows bitwise those of one sweep
+        start = 0 if have is None else chunk_start(have.n, len(t))
+        rows = slice(start, cell.n)
+        end_points = ends(rows)
+        swept = sweep_points(cell.workspace.model(model_name), cell.layer, cell.prompts.tokens[rows],
+                             lambda x: real_other_path(x, end_points, t))
+        return join_prompts(first_prompts(have, start), swept) if start else swept
 
-    return cell.workspace.cached((f"{tag} path", model_name, cell.model_name, cell.layer), compute)
+    return first_prompts(cell.workspace.grown((f"{tag} path", model_name, cell.model_name, cell.layer), cell.n, grow),
+                         cell.n)

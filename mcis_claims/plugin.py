@@ -68,6 +68,11 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--device", default=None,
                     help="where the models run: cpu (default), cuda, cuda:<index> or auto (CUDA when available)")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
+    group.addoption("--sequential", action="store_true", default=None,
+                    help="judge each cell at 32, 64, ... base prompts and stop once its verdict is settled "
+                         "(alpha spent over the looks; see README, Sequential looks)")
+    group.addoption("--first-look", type=int, default=None, metavar="N",
+                    help="with --sequential: base prompts at the first look (default 32; then 2N, 4N, ... up to --n-prompts)")
     group.addoption("--family", type=int, default=None, metavar="M",
                     help="judge at a family of M cells instead of the collected grid's count (each record's "
                          "reproduce line sets it, so one cell rerun alone gets its verdict back)")
@@ -89,7 +94,8 @@ def pytest_configure(config):
             seed=getattr(opt, "seed", None), corpus=getattr(opt, "corpus", None),
             prompt_length=getattr(opt, "prompt_length", None), report_dir=getattr(opt, "report_dir", None),
             sae=getattr(opt, "sae", None), sae_layers=getattr(opt, "sae_layers", None),
-            device=getattr(opt, "device", None),
+            device=getattr(opt, "device", None), sequential=getattr(opt, "sequential", None),
+            first_look=getattr(opt, "first_look", None),
         )
         _early_layer_check(run)
     except McisError as exc:
@@ -181,12 +187,26 @@ def pytest_report_header(config):
     return f"mcis-claims: seed={run.seed} profile={run.profile} models={','.join(run.models)}{note}"
 
 
-def claim(spec, *, layers=None):
+def claim(spec, *, layers=None, sequential=True):
     """Mark a test function as the claim `spec` (a `ClaimSpec`); layers="earliest" runs it only at
-    the grid's earliest layer (C13 perturbs early and reads the residual stream late)."""
+    the grid's earliest layer (C13 perturbs early and reads the residual stream late);
+    sequential=False: the claim picks its own subset of the bases, so --sequential runs it at fixed n."""
     if layers not in (None, "earliest"):
         raise ValueError(f"claim({spec.id}, layers={layers!r}): use None (every layer) or 'earliest'")
-    return pytest.mark.claim(spec, layers=layers) if layers else pytest.mark.claim(spec)
+    kwargs = {**({"layers": layers} if layers else {}), **({} if sequential else {"sequential": False})}
+    return pytest.mark.claim(spec, **kwargs)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """--sequential: a claim on one cell's bases runs look after look (looks.py) until it is settled."""
+    state = pyfuncitem.config.stash.get(STATE, None)
+    from .looks import run_looks, runs_sequentially
+
+    if state is None or not runs_sequentially(pyfuncitem, state.config):
+        return None
+    run_looks(pyfuncitem, first=state.config.first_look)
+    return True
 
 
 def pytest_generate_tests(metafunc):
@@ -377,23 +397,28 @@ def judge(request):
         """`problem`: a failed health check (inconclusive); `refuted_because`: a stated precondition of
         the claim is false, as (verdict, reason) with verdict "negligible" or "reversed" (a bare reason
         means negligible)."""
+        from .looks import NextLook
         from .records import cell_record
         from .verdict import decide, override
 
-        decision = decide(spec, estimate, family=state.family or 1, problem=problem)
+        looks = _judge.looks  # --sequential: this look's share of alpha (looks.py)
+        decision = decide(looks.spec(spec) if looks else spec, estimate, family=state.family or 1, problem=problem)
         if refuted_because is not None and problem is None:  # a stated precondition of the claim is false
             verdict, reason = (refuted_because if isinstance(refuted_because, tuple)
                                else ("negligible", refuted_because))
             decision = override(decision, verdict, reason)
+        if looks and not looks.note(decision, problem):
+            raise NextLook
         record = cell_record(
             spec, estimate, decision, cell, details=details,
             reproduce=reproduce_command(invocation_nodeid(request.node), state.config, decision.family),
             timing_s=time.perf_counter() - started, curves=curves, curve_ylabel=curve_ylabel,
             curve_xlabel=curve_xlabel, curve_yscale=curve_yscale, reference_lines=reference_lines, costs=costs,
-            plot=plot)
+            plot=plot, sequential=looks.to_dict() if looks else None)
         conclude(request.node, state, record)
         return decision
 
+    _judge.looks = None
     _judge.family = state.family or 1  # the multiplicity family, for claims that read a level themselves
     return _judge
 

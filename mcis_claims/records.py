@@ -132,9 +132,10 @@ class CellRecord:
 
 def cell_record(spec, estimate, decision, cell, *, details=None, reproduce=None, timing_s=None, curves=(),
                 curve_ylabel="KL(clean || perturbed) [nats]", curve_xlabel=None, curve_yscale=None,
-                reference_lines=None, costs=None, plot=None) -> CellRecord:
+                reference_lines=None, costs=None, plot=None, sequential=None) -> CellRecord:
     """The record of one judged cell: the claim's decision (verdict.decide) on its estimate, with the
-    decision rule, the family and the per-unit sample kept beside the claim's own details."""
+    decision rule, the family and the per-unit sample kept beside the claim's own details; `sequential`:
+    the looks of a --sequential cell (looks.Looks.to_dict), the stage that stopped it among them."""
     low, high = decision.interval
     sample = getattr(estimate, "sample", None)
     return CellRecord(
@@ -152,7 +153,8 @@ def cell_record(spec, estimate, decision, cell, *, details=None, reproduce=None,
                      "n_documents": sample.n_documents if sample is not None else None,
                      "censored_fraction": decision.censored_fraction,
                      "undetermined_fraction": decision.undetermined_fraction,
-                     "other_tests": decision.other_tests},
+                     "other_tests": decision.other_tests,
+                     **({"sequential": sequential} if sequential else {})},
                  "multiplicity": f"Bonferroni over a family of {decision.family} claim cells "
                                  "(the collected grid before -k/-m, or the baseline's)",
                  "reproduce": reproduce},
