@@ -7,8 +7,9 @@ judged on the first n_k units of the logged sample (nested prefixes), and the ta
 look the cell would stop, with which verdict, beside the fixed rule's verdict on all n (which must
 be the recorded one: a check that the preview reads the sample as the run did). Cells the fixed
 rule does not reproduce from their sample alone (C4's three-step depth rule, say) are listed and
-skipped. A preview, not the integration: a real look at 32 prompts would draw its own
-perturbations, so its values would differ from the prefix's, with the same distribution.
+skipped. `pytest claims/ --sequential` judges the same prefixes (its draws are made for every
+base prompt and cut to the look), so this predicts its stops, except where a claim draws per look
+(C9's measured read-offs) or splits its bases by a look's own data (C6's margin halves).
 """
 from __future__ import annotations
 

@@ -15,46 +15,11 @@ the same units again. So do depth claims (a grid of layers) and C11's toy models
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .sequential import SequentialPlan
-
-RULE = ("sequential looks at n = {stages}: look k judged at alpha_k = alpha (t_k^3 - t_(k-1)^3), t_k = n_k / n_K "
-        "(Kim-DeMets power spending, Bonferroni over looks); the cell stops at the first settled verdict")
+from .sequential import Looks, SequentialPlan
 
 
 class NextLook(Exception):
     """Raised by `judge` at a look that did not settle: the claim function runs again with more prompts."""
-
-
-@dataclass
-class Looks:
-    """Where a sequential cell is: its plan, the look running now, and what each earlier look said."""
-
-    plan: SequentialPlan
-    look: int = 0
-    said: list = field(default_factory=list)
-
-    @property
-    def is_last(self) -> bool:
-        return self.look == len(self.plan.stages) - 1
-
-    def spec(self, spec):
-        """The claim as this look judges it: at its share of alpha."""
-        return self.plan.spec_at(spec, self.look)
-
-    def note(self, decision, problem) -> bool:
-        """Keep this look's verdict; -> whether the cell stops here."""
-        self.said.append({"n": self.plan.stages[self.look], "verdict": decision.verdict, "level": decision.level,
-                          "interval": list(decision.interval), "alpha_share": self.plan.alpha_shares[self.look],
-                          **({"problem": problem} if problem else {})})
-        return self.is_last or (decision.verdict != "inconclusive" and problem is None)
-
-    def to_dict(self) -> dict:
-        """The record's `details.decision.sequential`: the stage that stopped, its n, and every look."""
-        return {"stage": self.look, "n": self.plan.stages[self.look], "stopped_early": not self.is_last,
-                "rule": RULE.format(stages=", ".join(map(str, self.plan.stages))),
-                "plan": self.plan.to_dict(), "looks": list(self.said)}
 
 
 def runs_sequentially(item, run) -> bool:

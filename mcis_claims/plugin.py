@@ -409,6 +409,7 @@ def judge(request):
             decision = override(decision, verdict, reason)
         if looks and not looks.note(decision, problem):
             raise NextLook
+        decision = looks.described(decision) if looks else decision
         record = cell_record(
             spec, estimate, decision, cell, details=details,
             reproduce=reproduce_command(invocation_nodeid(request.node), state.config, decision.family),

@@ -79,23 +79,70 @@ class SequentialPlan:
                 "rule": "Bonferroni alpha spending, Kim-DeMets power family f(t) = t^rho"}
 
 
+@dataclass
+class Looks:
+    """Where a sequential cell is: its plan, the look being judged, and what each look so far said.
+
+    Shared by `decide_sequential` (a claim's estimate at any n) and a claims run's --sequential
+    loop (looks.py), so both stop by the same rule and record the same thing."""
+
+    plan: SequentialPlan
+    look: int = 0
+    said: list = dataclasses.field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return self.plan.stages[self.look]
+
+    @property
+    def is_last(self) -> bool:
+        return self.look == len(self.plan.stages) - 1
+
+    def spec(self, spec: ClaimSpec) -> ClaimSpec:
+        """The claim as this look judges it: at its share of alpha."""
+        return self.plan.spec_at(spec, self.look)
+
+    def note(self, decision: Decision, problem: str | None = None) -> bool:
+        """Keep this look's verdict; -> whether the cell stops here: a settled verdict (not
+        `inconclusive`, no failed health check) or the last look."""
+        self.said.append({"n": self.n, "verdict": decision.verdict, "level": decision.level,
+                          "interval": list(decision.interval), "alpha_share": self.plan.alpha_shares[self.look],
+                          **({"problem": problem} if problem else {})})
+        return self.is_last or (decision.verdict != "inconclusive" and problem is None)
+
+    def described(self, decision: Decision) -> Decision:
+        """The decision with the look in its reason: which look of how many, its n and share of alpha."""
+        share = self.plan.alpha_shares[self.look]
+        return dataclasses.replace(decision, reason=f"{decision.reason}; sequential look {self.look + 1} of "
+                                                    f"{len(self.plan.stages)} (n = {self.n}, {share:.1%} of alpha)")
+
+    def to_dict(self) -> dict:
+        """The stage that stopped, its n, the plan and every look (a record's `details.decision.sequential`)."""
+        return {"stage": self.look, "n": self.n, "stopped_early": not self.is_last,
+                "plan": self.plan.to_dict(), "looks": list(self.said)}
+
+
 @dataclass(frozen=True)
 class SequentialDecision:
     """The verdict of the look that stopped, and what every look before it said."""
 
     decision: Decision
-    stage: int  # index of the look that stopped (0-based)
-    n: int  # base prompts at that look
-    plan: SequentialPlan
-    looks: tuple[dict, ...]  # per look: n, verdict, level, interval
+    looks: Looks
+
+    @property
+    def stage(self) -> int:
+        return self.looks.look
+
+    @property
+    def n(self) -> int:
+        return self.looks.n
 
     @property
     def stopped_early(self) -> bool:
-        return self.stage < len(self.plan.stages) - 1
+        return not self.looks.is_last
 
     def to_dict(self) -> dict:
-        return {"stage": self.stage, "n": self.n, "stopped_early": self.stopped_early,
-                "plan": self.plan.to_dict(), "looks": list(self.looks)}
+        return self.looks.to_dict()
 
 
 def decide_sequential(spec: ClaimSpec, estimate_at: Callable[[int], object], *, family: int, plan: SequentialPlan,
@@ -113,13 +160,10 @@ def decide_sequential(spec: ClaimSpec, estimate_at: Callable[[int], object], *, 
     >>> result.decision.verdict, result.n
     ('supported', 32)
     """
-    looks = []
-    last = len(plan.stages) - 1
-    for look, n in enumerate(plan.stages):
+    looks = Looks(plan)
+    for looks.look, n in enumerate(plan.stages):
         problem = problem_at(n) if problem_at is not None else None
-        decision = decide(plan.spec_at(spec, look), estimate_at(n), family=family, problem=problem)
-        looks.append({"n": n, "verdict": decision.verdict, "level": decision.level,
-                      "interval": list(decision.interval), "alpha_share": plan.alpha_shares[look]})
-        if (decision.verdict != "inconclusive" and problem is None) or look == last:
-            return SequentialDecision(decision, look, n, plan, tuple(looks))
-    raise AssertionError("unreachable: the last look always returns")
+        decision = decide(looks.spec(spec), estimate_at(n), family=family, problem=problem)
+        if looks.note(decision, problem):
+            return SequentialDecision(looks.described(decision), looks)
+    raise AssertionError("unreachable: the last look always stops")

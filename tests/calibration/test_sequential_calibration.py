@@ -164,4 +164,4 @@ def test_a_problem_at_a_look_does_not_stop_the_cell():
     result = decide_sequential(SPEC, lambda n: stats.paired_log_ratio(a[:n], b[:n], n_resamples=50, random_state=0),
                                family=M, plan=PLAN, problem_at=lambda n: "too few" if n < 128 else None)
     assert (result.decision.verdict, result.n, result.stage) == ("supported", 128, 2)
-    assert [look["verdict"] for look in result.looks] == ["inconclusive", "inconclusive", "supported"]
+    assert [look["verdict"] for look in result.to_dict()["looks"]] == ["inconclusive", "inconclusive", "supported"]
