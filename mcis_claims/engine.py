@@ -85,7 +85,8 @@ def chunk_start(done: int, points_per_prompt: int, batch_rows: int = DEFAULT_BAT
     A sweep grown from `done` prompts restarts there: every chunk then holds the prompts it holds in
     one sweep of them all, so the grown rows are bitwise that sweep's (a forward's rounding depends
     on how many rows it carries)."""
-    return done // _chunking(points_per_prompt, batch_rows)[1] * _chunking(points_per_prompt, batch_rows)[1]
+    per_chunk = _chunking(points_per_prompt, batch_rows)[1]
+    return done // per_chunk * per_chunk
 
 
 def first_prompts(result: SweepResult, n: int) -> SweepResult:
