@@ -33,8 +33,7 @@ from .sae import SAE, load_sae
 from .sae import check_site as check_sae_site
 from .sae_training import C10A_L0, DEFAULT_L0S, default_sae
 from .sites import site_name
-from .engine import (ROW_READOUTS, SweepResult, chunk_start, first_prompts, join_prompts, reshape_result, sweep,
-                     sweep_points)
+from .engine import ROW_READOUTS, SweepResult, first_prompts, grow_prompts, reshape_result, sweep, sweep_points
 from .synthetic import SyntheticBases, sae_decoder, synthetic_bases
 
 # A curve still below the KL threshold at the schedule's end is swept further, up to this many
@@ -323,16 +322,13 @@ class ClaimCell:
         are swept, and its bases are extended too if the new ones need it, so the result is the
         sweep of all n bases at once."""
         started = time.perf_counter()
-        done = 0 if have is None else have.kl.shape[0]
         schedule, K = self.radii_rel, self.config.n_directions
         steps = len(schedule)
 
         def grow(radii, kept, extension=False):
-            """Bases from the chunk holding base `done` on, swept at `radii`, after `kept`'s bases before it."""
-            start = chunk_start(done, K * len(radii)) if kept is not None else 0
-            swept = self._sweep_radii(kind, base, slice(start, self.n), radii, extension=extension,
-                                      freeze_mlp=freeze_mlp)
-            return join_prompts(first_prompts(kept, start), swept) if start else swept
+            """All bases swept at `radii`: the bases `kept` lacks, joined after those it has."""
+            return grow_prompts(kept, self.n, K * len(radii), lambda rows: self._sweep_radii(
+                kind, base, rows, radii, extension=extension, freeze_mlp=freeze_mlp))
 
         result = grow(schedule, None if have is None else _radii_slice(have.result, slice(None, steps)))
         radii_rel = schedule

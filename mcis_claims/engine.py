@@ -107,6 +107,16 @@ def join_prompts(a: SweepResult, b: SweepResult) -> SweepResult:
     return replace(a, **{name: join(name) for name in ROW_READOUTS + PROMPT_READOUTS})
 
 
+def grow_prompts(kept: SweepResult | None, n: int, points_per_prompt: int, sweep_rows) -> SweepResult:
+    """The sweep of the first n prompts, given `kept`, the same sweep of fewer (None: none yet).
+
+    sweep_rows(rows) sweeps the prompts `rows`; only those from the chunk holding kept's first
+    missing prompt on are swept again, so the result is bitwise one sweep of all n."""
+    start = 0 if kept is None else chunk_start(kept.n, points_per_prompt)
+    swept = sweep_rows(slice(start, n))
+    return join_prompts(first_prompts(kept, start), swept) if start else swept
+
+
 def sweep(model, layer: int, tokens: torch.Tensor, directions: torch.Tensor, radii, *,
           track_mlp: bool = False, batch_rows: int = DEFAULT_BATCH_ROWS,
           progress: Callable[[int], None] | None = None, freeze_mlp: bool = False) -> SweepResult:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .directions import real_other_path
-from .engine import chunk_start, first_prompts, join_prompts, resid_pre, sweep_points
+from .engine import first_prompts, grow_prompts, resid_pre, sweep_points
 from .errors import InputError
 from .readouts import sharpness
 
@@ -95,13 +95,13 @@ def _path(cell, model_name, ends, t, tag):
     ends(rows): (m, d) the model's own end activations of those base prompts, computed only for
     prompts whose paths are not cached yet.
     """
-    def grow(have):  # from the chunk holding the first new prompt: rows bitwise those of one sweep
-        start = 0 if have is None else chunk_start(have.n, len(t))
-        rows = slice(start, cell.n)
+    def sweep_rows(rows):
         end_points = ends(rows)
-        swept = sweep_points(cell.workspace.model(model_name), cell.layer, cell.prompts.tokens[rows],
-                             lambda x: real_other_path(x, end_points, t))
-        return join_prompts(first_prompts(have, start), swept) if start else swept
+        return sweep_points(cell.workspace.model(model_name), cell.layer, cell.prompts.tokens[rows],
+                            lambda x: real_other_path(x, end_points, t))
+
+    def grow(have):  # only the prompts `have` lacks: rows bitwise those of one sweep
+        return grow_prompts(have, cell.n, len(t), sweep_rows)
 
     return first_prompts(cell.workspace.grown((f"{tag} path", model_name, cell.model_name, cell.layer), cell.n, grow),
                          cell.n)
