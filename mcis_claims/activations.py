@@ -13,7 +13,7 @@ import torch
 
 from .errors import InputError
 from .sites import site_name
-from .engine import resid_pre
+from .engine import last_position_resid
 
 MIN_FIT_PROMPTS = 1000
 EIGEN_FLOOR = 1e-6  # relative to the largest eigenvalue
@@ -55,11 +55,19 @@ class SiteStats:
 
 def fit_site(model, layer: int, tokens: torch.Tensor, *, min_prompts: int = MIN_FIT_PROMPTS) -> SiteStats:
     """Fit N(mu, Sigma) and the median norm to the last-position activations of `tokens`."""
+    return fit_sites(model, [layer], tokens, min_prompts=min_prompts)[layer]
+
+
+def fit_sites(model, layers, tokens: torch.Tensor, *, min_prompts: int = MIN_FIT_PROMPTS) -> dict[int, SiteStats]:
+    """`fit_site` at several layers from one partial forward (to the deepest): {layer: SiteStats}."""
     if tokens.shape[0] < min_prompts:
         raise InputError(
             f"the Gaussian fit needs >= {min_prompts} prompts for a {model.d_model}-dim covariance; got {tokens.shape[0]}"
         )
-    acts = resid_pre(model, layer, tokens)[:, -1].double()
+    return {layer: _fit(model, layer, acts.double()) for layer, acts in last_position_resid(model, layers, tokens).items()}
+
+
+def _fit(model, layer: int, acts: torch.Tensor) -> SiteStats:
     if not torch.isfinite(acts).all():
         raise InputError(f"{model.name} produced NaN/inf activations at {site_name(layer)}")
     mean = acts.mean(0)

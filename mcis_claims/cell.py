@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import directions as dirs
-from .activations import SiteStats, fit_site
+from .activations import SiteStats, fit_sites
 from .config import RunConfig
 from .models import LoadedModel, load_model
 from .parity import ParityCheck, check_site
@@ -139,6 +139,7 @@ class Workspace:
     _stats: dict = field(default_factory=dict)
     _sweeps: dict = field(default_factory=dict)
     _parity: dict = field(default_factory=dict)
+    _planned_layers: dict = field(default_factory=dict)  # model name -> layers this run's cells will ask for
     toys: dict = field(default_factory=dict)  # C11's toy models: name -> training report (toys.py)
 
     def model(self, name: str) -> LoadedModel:
@@ -169,13 +170,19 @@ class Workspace:
     def bases(self, name: str) -> PromptSet:
         return self.prompt_pool(name).subset(np.arange(self.config.n_prompts))
 
+    def plan_layers(self, name: str, layers) -> None:
+        """The layers of `name` this run will fit: the first fit reads them all in one forward."""
+        self._planned_layers.setdefault(name, set()).update(int(layer) for layer in layers)
+
     def site_stats(self, name: str, layer: int) -> SiteStats:
         key = (name, layer)
         if key not in self._stats:
             pool = self.prompt_pool(name)
             fit = pool.subset(np.arange(self.config.n_prompts, len(pool)))
-            with stage(f"fit {name} {site_name(layer)} on {len(fit)} activations"):
-                self._stats[key] = fit_site(self.model(name), layer, fit.tokens)
+            layers = sorted({layer, *self._planned_layers.get(name, ())} - {l for n, l in self._stats if n == name})
+            sites = ", ".join(site_name(l) for l in layers)
+            with stage(f"fit {name} {sites} on {len(fit)} activations"):
+                self._stats.update({(name, l): stats for l, stats in fit_sites(self.model(name), layers, fit.tokens).items()})
         return self._stats[key]
 
     def check_parity(self, name: str, layer: int) -> ParityCheck:
@@ -271,12 +278,13 @@ class ClaimCell:
         return torch.Generator().manual_seed(self.config.cell_seed(self.model_name, self.layer, *tags))
 
     def base_activations(self) -> torch.Tensor:
-        """(n, d) clean last-position activations of the base prompts at the site."""
-        from .engine import resid_pre
+        """(n, d) clean last-position activations of the base prompts at the site: the very x the
+        sweeps perturb (their clean forward, shared through the model's `CleanStates`)."""
+        from .engine import clean_hidden_states
 
         return self.workspace.cached(
             ("bases", self.model_name, self.layer),
-            lambda: resid_pre(self.model, self.layer, self.workspace.bases(self.model_name).tokens)[:, -1],
+            lambda: clean_hidden_states(self.model, self.workspace.bases(self.model_name).tokens)[self.layer][:, -1].cpu(),
         )[:self.n]
 
     def gaussian_bases(self) -> torch.Tensor:

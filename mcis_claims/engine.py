@@ -307,22 +307,65 @@ def reshape_result(result: SweepResult, grid: tuple, squeeze_k: bool = False) ->
 
 
 class _StopForward(Exception):
-    pass
+    """Raised by a hook to end a forward once what it needs has been read."""
 
 
 @torch.no_grad()
 def clean_hidden_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Residual stream entering each block, all positions: hidden[l] is (n, T, d), on the model's device."""
+    """Residual stream entering each block, all positions: hidden[l] is (n, T, d), on the model's device.
+
+    Kept per model for the last few token batches (`CleanStates`): a run sweeps the same base
+    prompts at every site, for every kind, extension and claim, and each sweep needs their clean
+    forward. Callers must not write into the returned tensors.
+    """
     tokens = _check_tokens(model, tokens)
+    memo = getattr(model, "clean_states", None)
+    if memo is None:  # a stand-in model without the memo: compute every time
+        return _clean_forward(model, tokens)
+    return memo.get(tokens, lambda: _clean_forward(model, tokens))
+
+
+class CleanStates:
+    """The clean forward's hidden states of a model's `keep` most recent token batches.
+
+    Keyed by the exact token ids, shape included, so a hit hands back the very tensors one forward
+    of that batch gave: a sweep reads bitwise what it read when every sweep ran its own forward.
+    """
+
+    def __init__(self, keep: int = 4):
+        self.keep = keep
+        self._states: dict = {}  # key -> hidden states, oldest first
+
+    def get(self, tokens: torch.Tensor, compute: Callable[[], tuple]) -> tuple[torch.Tensor, ...]:
+        key = (tuple(tokens.shape), tokens.cpu().numpy().tobytes())
+        states = self._states.pop(key, None)
+        if states is None:
+            states = compute()
+        self._states[key] = states  # now the most recent
+        while len(self._states) > self.keep:
+            self._states.pop(next(iter(self._states)))
+        return states
+
+
+def _clean_forward(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
     # Read each decoder layer's input with a pre-hook rather than `output_hidden_states`: that is
     # the definition of hook_resid_pre, and some wrapped models (OPT under the bridge) report
-    # extra or shifted hidden states.
+    # extra or shifted hidden states. The forward stops after the last block: the final norm and
+    # the unembedding of every position are not needed.
     captured = []
+    blocks = _hf_blocks(model.hf_model)
     handles = [block.register_forward_pre_hook(
         lambda module, args, kwargs: captured.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
-        for block in _hf_blocks(model.hf_model)]
+        for block in blocks]
+
+    def stop(module, args, output):
+        raise _StopForward
+
+    handles.append(blocks[-1].register_forward_hook(stop))
     try:
         model.hf_model(tokens, use_cache=False)
+    except _StopForward:
+        pass
     finally:
         for handle in handles:
             handle.remove()
@@ -357,6 +400,41 @@ def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 2
     finally:
         handle.remove()
     return torch.cat(captured).cpu()
+
+
+@torch.no_grad()
+def last_position_resid(model, layers, tokens: torch.Tensor, *, batch_prompts: int = 256) -> dict[int, torch.Tensor]:
+    """`blocks.{l}.hook_resid_pre` at the last position for every l in `layers`: {l: (n, d)} on the CPU.
+
+    One partial forward per batch, stopped at the deepest layer, reads them all: fitting five sites
+    costs the deepest one's forward, not the sum of five. Each is bitwise `resid_pre(model, l,
+    tokens)[:, -1]` (the same batches, the same computation up to block l).
+    """
+    tokens = _check_tokens(model, tokens)
+    layers = sorted({check_layer(layer, model.n_layers, model.name) for layer in layers})
+    if not layers:
+        raise InputError("last_position_resid needs at least one layer")
+    blocks = _hf_blocks(model.hf_model)
+    captured = {layer: [] for layer in layers}
+
+    def grab(layer):
+        def hook(module, args, kwargs):
+            captured[layer].append((args[0] if args else kwargs["hidden_states"])[:, -1].cpu())
+            if layer == layers[-1]:
+                raise _StopForward
+        return hook
+
+    handles = [blocks[layer].register_forward_pre_hook(grab(layer), with_kwargs=True) for layer in layers]
+    try:
+        for i in range(0, tokens.shape[0], batch_prompts):
+            try:
+                model.hf_model(tokens[i : i + batch_prompts], use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {layer: torch.cat(parts) for layer, parts in captured.items()}
 
 
 def _hf_blocks(hf_model):

@@ -25,6 +25,7 @@ import torch
 
 from . import assets, cache, conversion
 from .architectures import DecodeStack, decode_stack_for
+from .engine import CleanStates
 from .errors import ModelLoadError
 from .hf_loading import _file_errors, _first_line, _hub_errors, _quiet_loading, _state_fingerprint
 
@@ -62,6 +63,7 @@ class LoadedModel:
     fingerprint: str
     load_seconds: float
     notes: list[str] = field(default_factory=list)
+    clean_states: CleanStates = field(default_factory=CleanStates, repr=False, compare=False)  # engine's memo
 
     @property
     def device(self) -> torch.device:

@@ -319,12 +319,23 @@ def pytest_collection_finish(session):
     state.cell_ids = [item.nodeid for item in cells]
     if not cells or config.option.collectonly:
         return
+    plan_sites(state.workspace, cells)
     from .report import RunReport
 
     try:
         state.report = RunReport(state.config.report_dir, run_meta=run_meta(state, config))
     except McisError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def plan_sites(workspace, cells) -> None:
+    """Tell the workspace every layer each model's selected cells will fit, so it fits them in one forward."""
+    from .parallel import cell_param
+
+    for item in cells:
+        kind, value = cell_param(item)
+        if kind is not None:
+            workspace.plan_layers(value[0], [value[1]] if kind == "cell" else value[1])
 
 
 def pytest_report_collectionfinish(config, start_path, items):

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from mcis_claims import sweep, sweep_naive, sweep_points
 from mcis_claims.errors import InputError, SiteError
-from mcis_claims.engine import clean_hidden_states, resid_pre
+from mcis_claims.engine import _clean_forward, clean_hidden_states, last_position_resid, resid_pre
 
 
 def kl_tolerance(kl):
@@ -56,6 +56,31 @@ def test_engine_clean_path_reproduces_model_logits(tiny_model):
     with torch.no_grad():
         expected = tiny_model.hf_model(tokens).logits[:, -1]
     assert torch.allclose(stack.final_residual_to_logits(h)[:, 0], expected, atol=1e-5)
+
+
+def test_clean_states_are_kept_per_token_batch_and_read_what_a_fresh_forward_reads(tiny_model):
+    """The memo hands back one forward's tensors for the same tokens, computes anew for others, keeps a few."""
+    memo = tiny_model.clean_states
+    tokens = prompts(4, 6, tiny_model.stack.d_vocab, seed=5)
+    first = clean_hidden_states(tiny_model, tokens)
+    assert clean_hidden_states(tiny_model, tokens.clone()) is first  # same ids, another tensor: a hit
+    fresh = _clean_forward(tiny_model, tokens)
+    assert len(first) == tiny_model.n_layers and all(torch.equal(a, b) for a, b in zip(first, fresh))
+    other = clean_hidden_states(tiny_model, tokens[:3])  # another batch: its own forward
+    assert other is not first and other[0].shape[0] == 3
+    for seed in range(memo.keep + 1):  # older batches fall out, the memo stays small
+        clean_hidden_states(tiny_model, prompts(2, 6, tiny_model.stack.d_vocab, seed=100 + seed))
+    assert len(memo._states) == memo.keep and clean_hidden_states(tiny_model, tokens) is not first
+
+
+def test_last_position_resid_reads_every_layer_in_one_forward_bitwise(tiny_model):
+    tokens = prompts(5, 6, tiny_model.stack.d_vocab, seed=6)
+    layers = list(range(tiny_model.n_layers))
+    every = last_position_resid(tiny_model, layers, tokens, batch_prompts=2)  # several batches
+    for layer in layers:
+        assert torch.equal(every[layer], resid_pre(tiny_model, layer, tokens, batch_prompts=2)[:, -1])
+    with pytest.raises(SiteError):
+        last_position_resid(tiny_model, [tiny_model.n_layers], tokens)
 
 
 def test_several_directions_per_prompt_and_batch_chunking_agree(tiny_model):
