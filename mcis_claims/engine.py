@@ -381,25 +381,7 @@ def resid_pre(model, layer: int, tokens: torch.Tensor, *, batch_prompts: int = 2
     The forward stops as soon as block `layer` receives its input, so harvesting
     activations at an early site costs a fraction of a full forward. Returned on the CPU.
     """
-    tokens = _check_tokens(model, tokens)
-    layer = check_layer(layer, model.n_layers, model.name)
-    block = _hf_blocks(model.hf_model)[layer]
-    captured = []
-
-    def grab(module, args, kwargs):
-        captured.append(args[0] if args else kwargs["hidden_states"])
-        raise _StopForward
-
-    handle = block.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        for i in range(0, tokens.shape[0], batch_prompts):
-            try:
-                model.hf_model(tokens[i : i + batch_prompts], use_cache=False)
-            except _StopForward:
-                pass
-    finally:
-        handle.remove()
-    return torch.cat(captured).cpu()
+    return _block_inputs(model, [layer], tokens, batch_prompts, slice(None))[layer]
 
 
 @torch.no_grad()
@@ -410,16 +392,21 @@ def last_position_resid(model, layers, tokens: torch.Tensor, *, batch_prompts: i
     costs the deepest one's forward, not the sum of five. Each is bitwise `resid_pre(model, l,
     tokens)[:, -1]` (the same batches, the same computation up to block l).
     """
+    return _block_inputs(model, layers, tokens, batch_prompts, -1)
+
+
+def _block_inputs(model, layers, tokens, batch_prompts: int, position) -> dict[int, torch.Tensor]:
+    """What blocks `layers` receive, at `position`: one forward per batch of prompts, stopped at the deepest."""
     tokens = _check_tokens(model, tokens)
     layers = sorted({check_layer(layer, model.n_layers, model.name) for layer in layers})
     if not layers:
-        raise InputError("last_position_resid needs at least one layer")
+        raise InputError("reading block inputs needs at least one layer")
     blocks = _hf_blocks(model.hf_model)
     captured = {layer: [] for layer in layers}
 
     def grab(layer):
         def hook(module, args, kwargs):
-            captured[layer].append((args[0] if args else kwargs["hidden_states"])[:, -1].cpu())
+            captured[layer].append((args[0] if args else kwargs["hidden_states"])[:, position].cpu())
             if layer == layers[-1]:
                 raise _StopForward
         return hook
