@@ -326,14 +326,15 @@ def clean_hidden_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]
 
 
 class CleanStates:
-    """The clean forward's hidden states of a model's `keep` most recent token batches.
+    """The clean forward's hidden states of a model's most recent token batches: at most `keep` of
+    them and, beyond the newest, at most `max_bytes` (128 SmolLM2 prompts of 10 tokens take 88 MB).
 
     Keyed by the exact token ids, shape included, so a hit hands back the very tensors one forward
     of that batch gave: a sweep reads bitwise what it read when every sweep ran its own forward.
     """
 
-    def __init__(self, keep: int = 4):
-        self.keep = keep
+    def __init__(self, keep: int = 4, max_bytes: int = 2**30):
+        self.keep, self.max_bytes = keep, max_bytes
         self._states: dict = {}  # key -> hidden states, oldest first
 
     def get(self, tokens: torch.Tensor, compute: Callable[[], tuple]) -> tuple[torch.Tensor, ...]:
@@ -342,9 +343,13 @@ class CleanStates:
         if states is None:
             states = compute()
         self._states[key] = states  # now the most recent
-        while len(self._states) > self.keep:
+        while len(self._states) > self.keep or (len(self._states) > 1 and self.nbytes > self.max_bytes):
             self._states.pop(next(iter(self._states)))
         return states
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nelement() * t.element_size() for states in self._states.values() for t in states)
 
 
 def _clean_forward(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -71,6 +71,12 @@ def test_clean_states_are_kept_per_token_batch_and_read_what_a_fresh_forward_rea
     for seed in range(memo.keep + 1):  # older batches fall out, the memo stays small
         clean_hidden_states(tiny_model, prompts(2, 6, tiny_model.stack.d_vocab, seed=100 + seed))
     assert len(memo._states) == memo.keep and clean_hidden_states(tiny_model, tokens) is not first
+    budget, memo.max_bytes = memo.max_bytes, 1  # over the byte budget only the newest batch stays
+    try:
+        newest = clean_hidden_states(tiny_model, tokens[:2])
+        assert len(memo._states) == 1 and clean_hidden_states(tiny_model, tokens[:2]) is newest
+    finally:
+        memo.max_bytes = budget
 
 
 def test_last_position_resid_reads_every_layer_in_one_forward_bitwise(tiny_model):
