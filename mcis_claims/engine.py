@@ -319,10 +319,7 @@ def clean_hidden_states(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]
     forward. Callers must not write into the returned tensors.
     """
     tokens = _check_tokens(model, tokens)
-    memo = getattr(model, "clean_states", None)
-    if memo is None:  # a stand-in model without the memo: compute every time
-        return _clean_forward(model, tokens)
-    return memo.get(tokens, lambda: _clean_forward(model, tokens))
+    return model.clean_states.get(tokens, lambda: _clean_forward(model, tokens))
 
 
 class CleanStates:
@@ -353,30 +350,11 @@ class CleanStates:
 
 
 def _clean_forward(model, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    # Read each decoder layer's input with a pre-hook rather than `output_hidden_states`: that is
-    # the definition of hook_resid_pre, and some wrapped models (OPT under the bridge) report
-    # extra or shifted hidden states. The forward stops after the last block: the final norm and
-    # the unembedding of every position are not needed.
-    captured = []
-    blocks = _hf_blocks(model.hf_model)
-    handles = [block.register_forward_pre_hook(
-        lambda module, args, kwargs: captured.append(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
-        for block in blocks]
-
-    def stop(module, args, output):
-        raise _StopForward
-
-    handles.append(blocks[-1].register_forward_hook(stop))
-    try:
-        model.hf_model(tokens, use_cache=False)
-    except _StopForward:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    if len(captured) != model.n_layers:
-        raise InputError(f"{model.name}: expected {model.n_layers} decoder layer inputs, hooks saw {len(captured)}")
-    return tuple(captured)
+    """Every block's input, all positions, from one forward of the whole batch, kept on the model's
+    device; it stops at the last block's input (that block, the final norm and the unembedding of
+    every position are not needed)."""
+    every = _block_inputs(model, range(model.n_layers), tokens, tokens.shape[0], slice(None), to_cpu=False)
+    return tuple(every[layer] for layer in range(model.n_layers))
 
 
 @torch.no_grad()
@@ -400,8 +378,13 @@ def last_position_resid(model, layers, tokens: torch.Tensor, *, batch_prompts: i
     return _block_inputs(model, layers, tokens, batch_prompts, -1)
 
 
-def _block_inputs(model, layers, tokens, batch_prompts: int, position) -> dict[int, torch.Tensor]:
-    """What blocks `layers` receive, at `position`: one forward per batch of prompts, stopped at the deepest."""
+def _block_inputs(model, layers, tokens, batch_prompts: int, position, *, to_cpu: bool = True) -> dict[int, torch.Tensor]:
+    """What blocks `layers` receive, at `position`: one forward per batch of prompts, stopped at the deepest.
+
+    Read with pre-hooks on the decoder layers rather than `output_hidden_states`: that is the
+    definition of hook_resid_pre, and some wrapped models (OPT under the bridge) report extra or
+    shifted hidden states.
+    """
     tokens = _check_tokens(model, tokens)
     layers = sorted({check_layer(layer, model.n_layers, model.name) for layer in layers})
     if not layers:
@@ -411,7 +394,8 @@ def _block_inputs(model, layers, tokens, batch_prompts: int, position) -> dict[i
 
     def grab(layer):
         def hook(module, args, kwargs):
-            captured[layer].append((args[0] if args else kwargs["hidden_states"])[:, position].cpu())
+            read = (args[0] if args else kwargs["hidden_states"])[:, position]
+            captured[layer].append(read.cpu() if to_cpu else read)
             if layer == layers[-1]:
                 raise _StopForward
         return hook
@@ -426,6 +410,11 @@ def _block_inputs(model, layers, tokens, batch_prompts: int, position) -> dict[i
     finally:
         for handle in handles:
             handle.remove()
+    batches = -(-tokens.shape[0] // batch_prompts)
+    seen = {layer: len(parts) for layer, parts in captured.items() if len(parts) != batches}
+    if seen:
+        raise InputError(f"{model.name}: expected each decoder layer's input once per forward ({batches}); "
+                         f"hooks saw {seen} (layer: times)")
     return {layer: torch.cat(parts) for layer, parts in captured.items()}
 
 
