@@ -1,14 +1,14 @@
 """What the sequential rule would decide on a finished run, from its logged per-unit values.
 
-    .venv/bin/python bench/sequential_preview.py reports/latest        # a run made with --log-samples
+    .venv/bin/python bench/sequential_preview.py reports/latest        # a run made with --fixed-n --log-samples
 
 For every cell decided by the standard rule, the looks of `SequentialPlan.doubling(n)` are
 judged on the first n_k units of the logged sample (nested prefixes), and the table says at which
 look the cell would stop, with which verdict, beside the fixed rule's verdict on all n (which must
 be the recorded one: a check that the preview reads the sample as the run did). Cells the fixed
 rule does not reproduce from their sample alone (C4's three-step depth rule, say) are listed and
-skipped. `pytest claims/ --sequential` judges the same prefixes (its draws are made for every
-base prompt and cut to the look), so this predicts its stops, except where a claim draws per look
+skipped. `pytest claims/` (sequential looks, the default) judges the same prefixes (its draws are
+made for every base prompt and cut to the look), so this predicts its stops, except where a claim draws per look
 (C9's measured read-offs) or splits its bases by a look's own data (C6's margin halves).
 """
 from __future__ import annotations
@@ -41,14 +41,14 @@ def estimate_from_units(spec: ClaimSpec, units, n: int):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="a report directory written with --log-samples")
+    parser.add_argument("run", help="a report directory written with --fixed-n --log-samples")
     parser.add_argument("--first", type=int, default=32, help="base prompts at the first look (default 32)")
     args = parser.parse_args(argv)
     # a small prefix of a heavily censored cell has descriptive summaries of empty slices: not an error here
     warnings.filterwarnings("ignore", message="(Mean of empty slice|invalid value encountered)", category=RuntimeWarning)
     records, samples = load_results(args.run)
     if samples.empty:
-        print(f"{args.run}: no per-unit samples; rerun with --log-samples", file=sys.stderr)
+        print(f"{args.run}: no per-unit samples; rerun with --fixed-n --log-samples", file=sys.stderr)
         return 2
     stopped, skipped, rows = {}, [], []
     for _, record in records.iterrows():

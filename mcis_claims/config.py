@@ -41,7 +41,7 @@ class RunConfig:
     sae: str | None = None  # a SAELens-format SAE directory for C10; None -> the default trained one
     sae_layers: str = "1"  # layers whose default SAEs C10 trains (once, cached) when --sae is not given
     device: str = "cpu"  # where the models run (cpu, cuda, cuda:<i>, auto); results come back on the CPU
-    sequential: bool = False  # judge each cell at growing numbers of base prompts, stop once settled (looks.py)
+    sequential: bool = True  # judge each cell at growing numbers of base prompts, stop once settled (looks.py)
     first_look: int = 32  # base prompts at the first sequential look
 
     def __post_init__(self):

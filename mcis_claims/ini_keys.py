@@ -19,8 +19,8 @@ def add_ini_keys(parser, group) -> None:
     The ini value is read as the option's text would be (same type, same choices, same checks), and
     only when the option is not on the command line (`apply_ini_keys`)."""
     for option in group.options:
-        if option.dest in _NO_INI or not option.names()[0].startswith("--"):
-            continue
+        if option.dest in _NO_INI or option.dest in _INI_KEYS or not option.names()[0].startswith("--"):
+            continue  # a second flag for one dest (--fixed-n beside --sequential) shares the first one's key
         key = f"mcis_{option.dest}"
         _INI_KEYS[option.dest] = (key, option)
         parser.addini(key, f"{option.names()[0]}: {option.attrs().get('help') or ''}")
@@ -32,8 +32,8 @@ def apply_ini_keys(config) -> None:
     A bad ini value fails with the same one-line usage error as the option would (its value
     checks then run on it unchanged), naming the option and the key."""
     for dest, (key, option) in _INI_KEYS.items():
-        if getattr(config.option, dest, None) not in (None, False):
-            continue  # given on the command line
+        if getattr(config.option, dest, None) not in (None, option.attrs().get("default")):
+            continue  # given on the command line (--fixed-n gives False)
         raw = config.getini(key)
         if raw is None or not str(raw).strip():
             continue

@@ -1,8 +1,8 @@
-"""Sequential looks in a claims run (`--sequential`): the pytest side of `sequential.py`.
+"""Sequential looks in a claims run (the default; `--fixed-n` turns them off): the pytest side of
+`sequential.py`.
 
-Under --sequential a claim function that works on one cell's base prompts is called once per
-look of `SequentialPlan.doubling(n)`, with `cell.n_bases` set to the look's count, and its
-`judge` decides at the look's share of alpha. A settled verdict (anything but `inconclusive`,
+A claim function that works on one cell's base prompts is called once per look of
+`SequentialPlan.doubling(n)`, with `cell.n_bases` set to the look's count, and its `judge` decides at the look's share of alpha. A settled verdict (anything but `inconclusive`,
 with no failed health check) is recorded and ends the cell; otherwise the next look runs, and
 the last look is recorded whatever it says. Every draw keyed by base prompt (directions, Gaussian
 bases, path targets) is made for all bases and cut to the look, and sweeps are grown rather than
@@ -23,12 +23,15 @@ class NextLook(Exception):
 
 
 def runs_sequentially(item, run) -> bool:
-    """Whether this test is a claim on one cell's base prompts that --sequential should look at in stages."""
+    """Whether this test is a claim on one cell's base prompts to look at in stages.
+
+    Not under --fixed-n, not for a claim that caps its own bases, and not when the cell has no more
+    bases than the first look: one look at the full alpha is the fixed rule, recorded as such."""
     marker = item.get_closest_marker("claim")
     if not run.sequential or marker is None or not marker.kwargs.get("sequential", True):
         return False
     names = item._fixtureinfo.argnames
-    return "cell" in names and "judge" in names
+    return "cell" in names and "judge" in names and item.funcargs["cell"].n > run.first_look
 
 
 def run_looks(item, first: int) -> None:

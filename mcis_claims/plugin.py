@@ -69,10 +69,13 @@ def pytest_addoption(parser, pluginmanager):
                     help="where the models run: cpu (default), cuda, cuda:<index> or auto (CUDA when available)")
     group.addoption("--report-dir", default=None, help="where results.json, summary.md and figures go (default reports/<timestamp>)")
     group.addoption("--sequential", action="store_true", default=None,
-                    help="judge each cell at 32, 64, ... base prompts and stop once its verdict is settled "
-                         "(alpha spent over the looks; see README, Sequential looks)")
+                    help="the default: judge each cell at 32, 64, ... base prompts and stop once its verdict is "
+                         "settled (alpha spent over the looks; see README, Sequential looks)")
+    group.addoption("--fixed-n", dest="sequential", action="store_false", default=None,
+                    help="judge each cell once, on all --n-prompts base prompts at the full alpha (the rule "
+                         "before sequential looks became the default; ini: mcis_sequential = false)")
     group.addoption("--first-look", type=int, default=None, metavar="N",
-                    help="with --sequential: base prompts at the first look (default 32; then 2N, 4N, ... up to --n-prompts)")
+                    help="base prompts at the first sequential look (default 32; then 2N, 4N, ... up to --n-prompts)")
     group.addoption("--family", type=int, default=None, metavar="M",
                     help="judge at a family of M cells instead of the collected grid's count (each record's "
                          "reproduce line sets it, so one cell rerun alone gets its verdict back)")
@@ -190,7 +193,7 @@ def pytest_report_header(config):
 def claim(spec, *, layers=None, sequential=True):
     """Mark a test function as the claim `spec` (a `ClaimSpec`); layers="earliest" runs it only at
     the grid's earliest layer (C13 perturbs early and reads the residual stream late);
-    sequential=False: the claim picks its own subset of the bases, so --sequential runs it at fixed n."""
+    sequential=False: the claim picks its own subset of the bases, so it is judged once at fixed n."""
     if layers not in (None, "earliest"):
         raise ValueError(f"claim({spec.id}, layers={layers!r}): use None (every layer) or 'earliest'")
     kwargs = {**({"layers": layers} if layers else {}), **({} if sequential else {"sequential": False})}
@@ -199,7 +202,7 @@ def claim(spec, *, layers=None, sequential=True):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    """--sequential: a claim on one cell's bases runs look after look (looks.py) until it is settled."""
+    """A claim on one cell's bases runs look after look (looks.py) until it is settled (not under --fixed-n)."""
     state = pyfuncitem.config.stash.get(STATE, None)
     from .looks import run_looks, runs_sequentially
 
@@ -412,7 +415,7 @@ def judge(request):
         from .records import cell_record
         from .verdict import decide, override
 
-        looks = _judge.looks  # --sequential: this look's share of alpha (looks.py)
+        looks = _judge.looks  # a sequential look: its share of alpha (looks.py)
         decision = decide(looks.spec(spec) if looks else spec, estimate, family=state.family or 1, problem=problem)
         if refuted_because is not None and problem is None:  # a stated precondition of the claim is false
             verdict, reason = (refuted_because if isinstance(refuted_because, tuple)

@@ -38,10 +38,10 @@ def reproduce_command(nodeid: str, run: RunConfig, family: int) -> str:
         value = getattr(run, field)
         if value is not None and value != getattr(defaults, field):
             args += [option, ",".join(value) if isinstance(value, tuple) else str(value)]
-    if run.sequential:
-        args.append("--sequential")
-        if run.first_look != defaults.first_look:
-            args += ["--first-look", str(run.first_look)]
+    if not run.sequential:
+        args.append("--fixed-n")
+    elif run.first_look != defaults.first_look:
+        args += ["--first-look", str(run.first_look)]
     return shlex.join([*args, "--seed", str(run.seed), "--family", str(family)])
 
 

@@ -1,4 +1,5 @@
-"""--sequential in a claims run (looks.py): looks at growing numbers of base prompts, stopping once settled.
+"""Sequential looks in a claims run (looks.py; the default, --fixed-n turns them off): looks at
+growing numbers of base prompts, stopping once settled.
 
 Two things must hold. The plugin loop: a settled cell stops at its first look and records the
 stage, an unsettled one runs to the last, each look judged at its share of alpha, a claim that
@@ -59,7 +60,7 @@ def run_claims(pytester, model_dir, report, *extra):
 
 def test_settled_cells_stop_early_and_unsettled_ones_run_to_the_last_look(pytester, tiny_model_dir, tmp_path):
     report = tmp_path / "seq"
-    records = run_claims(pytester, tiny_model_dir, report, "--sequential", "--first-look", "8")
+    records = run_claims(pytester, tiny_model_dir, report, "--first-look", "8")  # looks are the default
     large, none, capped = records["C90"], records["C91"], records["C92"]
     shares = [1 / 64, 7 / 64, 56 / 64]  # (t_k^3 - t_(k-1)^3) at t = 1/4, 1/2, 1
 
@@ -84,7 +85,7 @@ def test_settled_cells_stop_early_and_unsettled_ones_run_to_the_last_look(pytest
     assert np.isclose(capped["effect"]["ci_level"], 1 - 2 * 0.01 / family)
 
     line = large["details"]["reproduce"]
-    assert "--sequential" in line and "--first-look 8" in line, line
+    assert "--fixed-n" not in line and "--first-look 8" in line, line
     rerun = tmp_path / "rerun"
     result = subprocess.run([sys.executable, "-m", *shlex.split(line), *PLUGIN, "--report-dir", str(rerun)],
                             cwd=pytester.path, capture_output=True, text=True, timeout=600)
@@ -94,15 +95,31 @@ def test_settled_cells_stop_early_and_unsettled_ones_run_to_the_last_look(pytest
     assert {k: v for k, v in again.items() if k not in drop} == {k: v for k, v in large.items() if k not in drop}
 
 
-def test_without_sequential_every_cell_is_judged_once_on_all_prompts(pytester, tiny_model_dir, tmp_path):
-    records = run_claims(pytester, tiny_model_dir, tmp_path / "fixed")
+@pytest.mark.parametrize("rule", [("--fixed-n",), ("--first-look", "8", "--fixed-n"),
+                                  ("-o", "mcis_sequential=false", "--first-look", "8")])
+def test_fixed_n_judges_every_cell_once_on_all_prompts(pytester, tiny_model_dir, tmp_path, rule):
+    records = run_claims(pytester, tiny_model_dir, tmp_path / "fixed", *rule)
     assert {r["n"] for c, r in records.items() if c != "C92"} == {32}
     assert all("sequential" not in r["details"]["decision"] for r in records.values())
-    assert "--sequential" not in records["C90"]["details"]["reproduce"]
+    assert "--fixed-n" in records["C90"]["details"]["reproduce"]
+
+
+def test_a_cell_no_larger_than_the_first_look_is_judged_once_at_full_alpha(pytester, tiny_model_dir, tmp_path):
+    records = run_claims(pytester, tiny_model_dir, tmp_path / "one-look")  # 32 prompts, first look 32
+    assert {r["n"] for c, r in records.items() if c != "C92"} == {32}
+    assert all("sequential" not in r["details"]["decision"] for r in records.values())
+    assert np.isclose(records["C91"]["effect"]["ci_level"], 1 - 2 * 0.01 / records["C91"]["details"]["decision"]["family"])
+    assert "--fixed-n" not in records["C90"]["details"]["reproduce"]
+
+
+def test_the_command_line_rule_wins_over_the_ini_key(pytester, tiny_model_dir, tmp_path):
+    pytester.makeini("[pytest]\nmcis_sequential = true\n")
+    records = run_claims(pytester, tiny_model_dir, tmp_path / "cli-wins", "--first-look", "8", "--fixed-n")
+    assert all("sequential" not in r["details"]["decision"] for r in records.values())
 
 
 def test_bad_first_look_is_a_one_line_usage_error(pytester, tiny_model_dir):
-    result = pytester.runpytest_subprocess("--models", str(tiny_model_dir), "--sequential", "--first-look", "4",
+    result = pytester.runpytest_subprocess("--models", str(tiny_model_dir), "--first-look", "4",
                                            "--collect-only", *PLUGIN)
     assert result.ret == 4
     assert "--first-look 4: a look needs at least 8 base prompts" in result.stderr.str()
