@@ -8,11 +8,15 @@ import string
 
 import pytest
 import torch
+import torch._dynamo  # noqa: F401  (see below)
 from hypothesis import settings
 
 from mcis_claims.models import wrap_hf_model
 
 pytest_plugins = ["pytester"]
+# torch._dynamo registers a C++ op library when first imported (transformers imports it lazily). An
+# in-process pytester run drops the modules first imported inside it, and importing them again
+# would register the library twice: so it is imported here, before any such run.
 
 # Deterministic property tests in CI (no flaky seeds, no deadlines on a shared 2-core box).
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
