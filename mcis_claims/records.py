@@ -330,6 +330,26 @@ def _family(records) -> str:
     return ", ".join(map(str, sorted(families))) or "?"
 
 
+def rule_line(config: dict, records: list[dict]) -> str:
+    """How the cells were judged, for a report's header: the looks and where the cells stopped, or fixed n.
+
+    'sequential looks at 32, 64, 128 base prompts (1.6%, 10.9%, 87.5% of alpha); cells stopped at
+    n = 32 (12), 64 (6), 128 (15); 15 judged once'."""
+    looks = [((r.get("details") or {}).get("decision") or {}).get("sequential") for r in records]
+    ran = [(look, r) for look, r in zip(looks, records) if look]
+    if not ran:
+        return ("fixed n: each cell judged once on all its bases" if not config.get("sequential")  # older runs: no key
+                else "each cell judged once on all its bases (no cell had more than the first look's)")
+    plan = ran[0][0]["plan"]
+    stops = {}
+    for _, r in ran:
+        stops[r["n"]] = stops.get(r["n"], 0) + 1
+    shares = ", ".join(f"{100 * a:.1f}%" for a in plan["alpha_shares"])
+    stopped = ", ".join(f"{n} ({stops[n]})" for n in sorted(stops))
+    return (f"sequential looks at {', '.join(map(str, plan['stages']))} base prompts ({shares} of alpha); "
+            f"cells stopped at n = {stopped}; {len(records) - len(ran)} judged once")
+
+
 def _effect_str(effect: dict) -> str:
     return f"{_fmt(effect.get('value'))} [{_fmt(effect.get('ci_low'))}, {_fmt(effect.get('ci_high'))}]"
 

@@ -38,7 +38,7 @@ from .records import (
     SCHEMA_VERSION, VERDICTS, RICH_STYLE, RESULTS, SUMMARY, HTML_REPORT, FIGURES, FOREST, CellRecord,
     results_hash, _atomic_write, _reason, _jsonable, _record_order, _natural, _sanitize, _now_iso, _fmt_p,
     _fmt_seconds, _ci_level, _censored_str, _family, _effect_str, _parity_str, incomplete_line, _provenance,
-    _md_cell,
+    _md_cell, rule_line,
 )
 
 if TYPE_CHECKING:  # rich and matplotlib load on first use: `import mcis_claims` stays light
@@ -295,6 +295,7 @@ def render_summary(data: dict, *, forest: str | None = None) -> str:
         lines.append(f"- **INCOMPLETE** (`\"complete\": false`): {incomplete_line(run)}")
     if run.get("command"):
         lines.append(f"- **command** `{run['command']}`")
+    lines.append(f"- **rule** {rule_line(config, records)}")
     for name, meta in (run.get("models") or {}).items():
         lines.append(f"- **model** {name}{_provenance(meta if isinstance(meta, dict) else {})}")
     corpus = run.get("corpus")

@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from .records import VERDICTS, _effect_str, _fmt_p, _fmt_seconds, _natural, _provenance, incomplete_line
+from .records import VERDICTS, _effect_str, _fmt_p, _fmt_seconds, _natural, _provenance, incomplete_line, rule_line
 
 esc = html.escape
 
@@ -80,6 +80,7 @@ def _header(data: dict) -> str:
                                                                  else " (not comparable)")),
              ("family", f"M = {esc(str(run.get('family')))} claim cells: each interval at 1 − 2α/M, "
                         f"p_adj = min(1, M·p)"),
+             ("rule", esc(rule_line(config, data["records"]))),
              ("config", esc(settings))]
     corpus = run.get("corpus")
     if isinstance(corpus, dict):

@@ -152,7 +152,8 @@ def test_summary_md_has_provenance_and_every_verdict(report):
     summary = (report.directory / "summary.md").read_text()
     for text in ("seed** 7", "smollm2-135m", "ab" * 32, "device cuda:0", "lee", "cd" * 32, "torch 2.13.0", "65.0 s",
                  "| C1 |", "**supported**", "| C2 |", "**negligible**", "| C10 |", "**inconclusive**",
-                 "(figures/C1_smollm2-135m_L1.png)", "median ratio 1.4 (synthetic)"):
+                 "(figures/C1_smollm2-135m_L1.png)", "median ratio 1.4 (synthetic)",
+                 "**rule** fixed n: each cell judged once"):  # META's config predates the rule's key
         assert text in summary, text
 
 
@@ -275,3 +276,20 @@ def test_summary_names_a_site_that_failed_parity():
     line = _parity_str({"m|1": {"ok": True, "kl_max_abs_err": 5e-6, "resid_l2_max_rel_err": 1e-5},
                         "m|2": {"ok": False, "kl_max_abs_err": 0.3, "resid_l2_max_rel_err": 2e-5}})
     assert line == "1 of 2 sites ok (FAILED: m|2); max |dKL| 0.3 nats, max residual error 2e-05 of the radius or the change"
+
+
+def test_the_report_header_says_how_the_cells_were_judged():
+    """summary.md and report.html name the rule: the looks and where the cells stopped, or fixed n."""
+    from mcis_claims.records import rule_line
+
+    plan = {"stages": [32, 64, 128], "alpha_shares": [1 / 64, 7 / 64, 56 / 64]}
+
+    def record(n, looked=True):
+        return {"n": n, "details": {"decision": {"sequential": {"plan": plan, "n": n}} if looked else {}}}
+
+    records = [record(32), record(32), record(128), record(16, looked=False)]
+    assert rule_line({"sequential": True}, records) == (
+        "sequential looks at 32, 64, 128 base prompts (1.6%, 10.9%, 87.5% of alpha); "
+        "cells stopped at n = 32 (2), 128 (1); 1 judged once")
+    assert rule_line({"sequential": False}, [record(128, looked=False)]).startswith("fixed n: ")
+    assert "no cell had more than the first look's" in rule_line({"sequential": True}, [record(32, looked=False)])
