@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from .stack_base import Prefix
+from .vocab_readout import cross_entropies
 from .errors import InputError
 from .sites import check_layer, site_name
 
@@ -271,14 +272,9 @@ def _forward_rows(stack, layer: int, h: torch.Tensor, prefix: Prefix, track_mlp:
             on_block()
     normed = stack.final_normed(h)
     logits = stack.logits_from_normed(normed)  # one final norm serves both read-outs
-    # KL(clean || row) = c_clean - c_row, with c_row = sum_v p log q_row = p . z_row - logsumexp(z_row) sum_v p:
-    # one matrix-vector product per prompt instead of elementwise passes over every row's vocabulary, and
-    # every row through the same kernel, so a row equal to the clean one has KL exactly 0. In float64: in
-    # fp32 the log-sum-exps round differently and leave ~1e-7 nats of noise; in fp64 ~1e-14 nats remain.
-    z = logits.double()
-    lse = torch.logsumexp(z, dim=-1)  # (n, 1 + m)
-    p = (z[:, :1] - lse[:, :1, None]).exp()  # (n, 1, V): the clean distribution
-    cross = torch.einsum("npv,nmv->nm", p, z) - lse * p.sum(-1)  # (n, 1 + m): sum_v p log q_row
+    # KL(clean || row) = c_clean - c_row, c_row = sum_v p log q_row in float64, every row through the same
+    # kernel, so a row equal to the clean one has KL exactly 0 (vocab_readout: fused on the CPU)
+    cross = cross_entropies(logits)  # (n, 1 + m)
     kl = (cross[:, :1] - cross[:, 1:]).clamp_min(0.0).float()
     top2 = logits[:, 0].topk(2, dim=-1).values
     return {
