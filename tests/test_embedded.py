@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mcis_claims import sweep, sweep_naive
+from mcis_claims import sweep, sweep_naive, vocab_readout
 from mcis_claims.engine import resid_pre
 from mcis_claims.prompts import load_corpus, sample_prompts
 
@@ -35,4 +35,7 @@ def test_engine_matches_naive_on_real_prompts(embedded_model):
     naive = sweep_naive(embedded_model, 1, prompts.tokens, base[:, None] + radii[None, :, None] * u[:, None])
     assert ((fast.kl - naive.kl).abs() <= 1e-4 * naive.kl + 1e-6).all(), (fast.kl - naive.kl).abs().max()
     assert (fast.kl[:, 0] <= 1e-10).all() and (fast.kl[:, -1] > 1e-3).all()  # sentinels: 0 and a clear change
+    # a 49,152-token vocabulary takes the compiled read-out (vocab_readout): the clean row still reads exactly 0
+    assert embedded_model.stack.unembed.shape[0] >= vocab_readout.FUSE_FROM_VOCAB
+    assert torch.equal(fast.kl[:, 0], torch.zeros(3))
     assert torch.equal(fast.top1_changed, naive.top1_changed)
