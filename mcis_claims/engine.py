@@ -25,10 +25,10 @@ from typing import Callable
 
 import torch
 
-from .stack_base import Prefix
-from .vocab_readout import cross_entropies
 from .errors import InputError
 from .sites import check_layer, site_name
+from .stack_base import Prefix
+from .vocab_readout import cross_entropies
 
 DEFAULT_BATCH_ROWS = 1024
 

@@ -36,18 +36,21 @@ def cross_entropies(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _eager(logits: torch.Tensor) -> torch.Tensor:
-    z = logits.double()
-    lse = torch.logsumexp(z, dim=-1)  # (n, 1 + m)
-    p = (z[:, :1] - lse[:, :1, None]).exp()  # (n, 1, V): the clean distribution
-    return torch.einsum("npv,nmv->nm", p, z) - lse * p.sum(-1)  # one matrix-vector product per prompt
+    return _cross(logits, fusable=False)
 
 
 def _fusable(logits: torch.Tensor) -> torch.Tensor:
-    """`_eager` with the product written as a reduction, so the compiler fuses it with the cast."""
+    return _cross(logits, fusable=True)
+
+
+def _cross(logits: torch.Tensor, *, fusable: bool) -> torch.Tensor:
+    """The formula, once. fusable: p . z written as a reduction (the compiler fuses it with the cast);
+    else one matrix-vector product per prompt (eagerly the faster kernel, and the engine's bits before)."""
     z = logits.double()
-    lse = torch.logsumexp(z, dim=-1)
-    p = (z[:, :1] - lse[:, :1, None]).exp()
-    return (p * z).sum(-1) - lse * p.sum(-1)
+    lse = torch.logsumexp(z, dim=-1)  # (n, 1 + m)
+    p = (z[:, :1] - lse[:, :1, None]).exp()  # (n, 1, V): the clean distribution
+    dot = (p * z).sum(-1) if fusable else torch.einsum("npv,nmv->nm", p, z)
+    return dot - lse * p.sum(-1)
 
 
 def _fused():
