@@ -82,7 +82,7 @@ class LlamaStack(DecodeStack):
         return 3 * self.d_model * self.d_mlp
 
     def _rms(self, x, weight):
-        x32 = x.float()
+        x32 = _at_least_float32(x)
         return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
     def _cos_sin(self, like: torch.Tensor, positions: torch.Tensor):
@@ -172,9 +172,9 @@ class Gemma3Stack(LlamaStack):
         self.unembed = hf_model.lm_head.weight.detach()
         self.unembed_bias = _bias(hf_model.lm_head)
 
-    def _rms(self, x, weight):  # Gemma: (x * (1 + w)) in fp32, as Gemma3RMSNorm
-        x32 = x.float()
-        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps) * (1.0 + weight.float())).to(x.dtype)
+    def _rms(self, x, weight):  # Gemma: (x * (1 + w)) in fp32 (or finer), as Gemma3RMSNorm
+        x32 = _at_least_float32(x)
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps) * (1.0 + weight.to(x32.dtype))).to(x.dtype)
 
     def _cos_sin_for(self, layer, like, positions):
         cos, sin = self.rotary(like, positions[None, :], self.layer_types[layer])
@@ -296,6 +296,11 @@ class GPT2Stack(DecodeStack):
 
     def final_normed(self, h):
         return self._ln(h, self.ln_f)
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Norms run in fp32 as HF's do, but a float64 stack (C3's optimiser) keeps float64: never round down."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def decode_stack_for(hf_model, engine: str = "auto") -> DecodeStack:

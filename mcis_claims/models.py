@@ -64,6 +64,7 @@ class LoadedModel:
     load_seconds: float
     notes: list[str] = field(default_factory=list)
     clean_states: CleanStates = field(default_factory=CleanStates, repr=False, compare=False)  # engine's memo
+    float64_copy: LoadedModel | None = field(default=None, repr=False, compare=False)  # precision.in_float64's copy
 
     @property
     def device(self) -> torch.device:
@@ -90,7 +91,7 @@ class LoadedModel:
             "engine": f"{self.stack.path}:{type(self.stack).__name__}",  # which engine path ran
             "n_layers": self.n_layers,
             "d_model": self.d_model,
-            "dtype": "float32",
+            "dtype": str(self.stack.unembed.dtype).removeprefix("torch."),
             "device": str(self.device),
             "prepend_bos": self.prepend_bos,
             "fingerprint_sha256": self.fingerprint,

@@ -24,6 +24,11 @@ from .optimize import OptimizedDirections, optimize_directions
 from .readouts import median_crossing, radius_at_threshold
 
 RANDOM_MEDIAN_ABS_COS = 0.6745  # median |N(0, 1)|: |cos| x sqrt(d) of random unit vectors, large d
+# r_opt comes from float32 sweeps, whose last digits depend on the host's kernels; a few restarts of
+# the ascent turn on a change that small (a step accepted on one host, rejected on another), so r_opt
+# is rounded to 4 significant digits (moves it by < 0.05 %): hosts agree unless a value straddles a
+# rounding boundary (odds ~1e-3)
+R_OPT_DIGITS = 4
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def optimize_cell(cell, *, max_bases: int, restarts: int, steps: int, lr: float,
     random = cell.sweep_kind(directions.cov_random_mixture())  # cached, shared with C1/C2
     r_random, censored_random = random.per_base_radius(threshold, first=m)
     started = time.perf_counter()  # C3's own cost: optimisation and the sweep of its optima
-    r_opt = radius_fraction * float(np.median(r_random)) * cell.stats.median_norm
+    r_opt = round_significant(radius_fraction * float(np.median(r_random)) * cell.stats.median_norm, R_OPT_DIGITS)
     opt = optimize_directions(cell.model, cell.layer, tokens, r_opt, restarts=restarts, steps=steps, lr=lr,
                               tol=tol, window=window, generator=cell.generator(tag, "restarts"))
     swept = sweep(cell.model, cell.layer, tokens, opt.directions, cell.radii_abs)  # kl (m, R, S)
@@ -71,6 +76,11 @@ def optimize_cell(cell, *, max_bases: int, restarts: int, steps: int, lr: float,
     return OptimaRun(m=m, random=random, r_random=r_random, censored_random=censored_random, r_opt=r_opt, opt=opt,
                      swept=swept, r_optimized=r_optimized, censored_optimized=censored_optimized,
                      seconds=time.perf_counter() - started)
+
+
+def round_significant(x: float, digits: int) -> float:
+    """x to `digits` significant digits (0 stays 0)."""
+    return float(f"{x:.{digits - 1}e}")
 
 
 def convergence_record(opt: OptimizedDirections) -> dict:

@@ -26,6 +26,11 @@ The result reports each row's steps, whether it converged, and its last relative
     opt.kl           # (n, R) KL at `radius` along each optimum, nats
     opt.trajectory   # (steps run + 1, n, R) accepted KL after each step; [0] is the random start
     opt.steps_taken  # (n, R) steps each row ran before it converged (or the maximum)
+
+Precision: by default the ascent runs on a float64 copy of the model, float64 throughout
+(`precision.in_float64`, `precision.keep_float64`): whether a step is accepted is a comparison of two
+KLs, and in float32 rounding decided some of them, so the optimum a restart reached depended on the
+host's kernels. A float64 step costs ~1.2-1.4x a float32 one.
 """
 from __future__ import annotations
 
@@ -36,8 +41,10 @@ import torch
 
 from .engine import _check_tokens, clean_hidden_states
 from .errors import InputError
+from .precision import in_float64, keep_float64
 from .sites import check_layer
 
+PRECISIONS = ("float64", "float32")
 GROW, SHRINK = 1.25, 0.5  # per-row step-size adaptation on acceptance / rejection
 MAX_ANGLE = 1.0  # radians; a step never turns a direction further than this
 
@@ -46,8 +53,8 @@ MAX_ANGLE = 1.0  # radians; a step never turns a direction further than this
 class OptimizedDirections:
     """Result of `optimize_directions`: one optimum per (prompt, restart)."""
 
-    directions: torch.Tensor  # (n, R, d) unit, float32
-    kl: torch.Tensor  # (n, R) final KL(clean || perturbed) at `radius`, nats
+    directions: torch.Tensor  # (n, R, d) unit, in the ascent's precision (float64 by default)
+    kl: torch.Tensor  # (n, R) final KL(clean || perturbed) at `radius`, nats, float64 (as computed)
     initial_kl: torch.Tensor  # (n, R) KL at the random starts
     trajectory: torch.Tensor  # (steps run + 1, n, R) accepted KL per step
     radius: float
@@ -60,6 +67,7 @@ class OptimizedDirections:
     last_relative_change: torch.Tensor | None = None  # (n, R) (KL_T - KL_{T-window}) / KL_T at the row's end
     tol: float | None = None
     window: int = 0
+    precision: str = "float32"  # what the ascent computed in
 
     @property
     def restarts(self) -> int:
@@ -105,7 +113,7 @@ class SensitivityObjective:
         if u.dim() != 3 or u.shape[0] != self.base.shape[0] or u.shape[-1] != self.base.shape[-1]:
             raise InputError(f"directions must be (n, R, d) with n={self.base.shape[0]}, d={self.base.shape[-1]}; "
                              f"got {tuple(u.shape)}")
-        logp = self._logp(self.base[:, None] + self.radius * u.to(self.base.device))
+        logp = self._logp(self.base[:, None] + self.radius * u.to(self.base.device, self.base.dtype))
         clean = self.clean_logp
         return (clean.exp() * (clean - logp)).sum(-1).clamp_min(0.0)
 
@@ -113,7 +121,7 @@ class SensitivityObjective:
 def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, *, restarts: int = 4,
                         steps: int = 25, lr: float = 0.3, generator: torch.Generator | None = None,
                         init: torch.Tensor | None = None, tol: float | None = None,
-                        window: int = 5) -> OptimizedDirections:
+                        window: int = 5, precision: str = "float64") -> OptimizedDirections:
     """Maximise KL(clean || perturbed) at `radius` over unit directions, from `restarts` random starts.
 
     tokens     LongTensor (n, T); the last position is perturbed at blocks.{layer}.hook_resid_pre.
@@ -126,6 +134,8 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
     tol        convergence: a row stops once (KL_t - KL_{t-window}) / KL_t < tol (None: run all `steps`).
     window     steps the relative change is measured over (rejected steps count: a row whose
                proposals fail `window` times in a row has shrunk its angle 2^window-fold).
+    precision  "float64" (a float64 copy of the model: steps that do not hinge on rounding) or
+               "float32" (the model as loaded).
     """
     if not (isinstance(steps, int) and steps >= 0):
         raise InputError(f"steps={steps!r}: must be a non-negative integer, e.g. 25")
@@ -135,6 +145,16 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
         raise InputError(f"tol={tol!r}: the relative-change tolerance must be a positive number, e.g. 0.01")
     if not (isinstance(window, int) and window >= 1):
         raise InputError(f"window={window!r}: must be a positive integer number of steps, e.g. 5")
+    if precision not in PRECISIONS:
+        raise InputError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "float64":
+        with keep_float64():
+            return _ascend(in_float64(model), layer, tokens, radius, restarts, steps, lr, generator, init, tol, window)
+    return _ascend(model, layer, tokens, radius, restarts, steps, lr, generator, init, tol, window)
+
+
+def _ascend(model, layer, tokens, radius, restarts, steps, lr, generator, init, tol, window) -> OptimizedDirections:
+    """The ascent itself, in the precision of `model`'s weights."""
     started = time.perf_counter()
     objective = SensitivityObjective(model, layer, tokens, radius)
     n, d = objective.base.shape
@@ -144,7 +164,7 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
         init = torch.randn(n, restarts, d, generator=generator)
     elif init.dim() != 3 or init.shape[0] != n or init.shape[-1] != d:
         raise InputError(f"init must be (n, R, d) = ({n}, R, {d}); got {tuple(init.shape)}")
-    u = _unit(init.float().to(objective.base.device))
+    u = _unit(init.to(objective.base.device, objective.base.dtype))
     start = u.clone()
     kl, grad = _value_and_grad(objective, u)
     initial = kl.clone()
@@ -158,7 +178,7 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
         tangent = grad - (grad * u).sum(-1, keepdim=True) * u
         norm = tangent.norm(dim=-1, keepdim=True)
         ascent = torch.where(norm > 0, tangent / norm.clamp_min(1e-30), torch.zeros_like(tangent))
-        a = angle[..., None].float()
+        a = angle[..., None].to(u.dtype)
         proposal = _unit(torch.cos(a) * u + torch.sin(a) * ascent)
         new_kl, new_grad = _value_and_grad(objective, proposal)
         accept = (new_kl > kl) & active  # (n, R); a converged row is frozen
@@ -172,13 +192,14 @@ def optimize_directions(model, layer: int, tokens: torch.Tensor, radius: float, 
             active &= ~(_relative_change(trajectory, window) < tol)
     history = torch.stack(trajectory)
     change = _relative_change(trajectory, window, at=taken.to(history.device)) if len(trajectory) > 1 else None
-    return OptimizedDirections(directions=u.detach().cpu(), kl=kl.float().cpu(), initial_kl=initial.float().cpu(),
-                               trajectory=history.float().cpu(), radius=float(radius), steps=steps,
+    return OptimizedDirections(directions=u.detach().cpu(), kl=kl.cpu(), initial_kl=initial.cpu(),
+                               trajectory=history.cpu(), radius=float(radius), steps=steps,
                                lr=float(lr), seconds=time.perf_counter() - started, init=start.detach().cpu(),
                                steps_taken=taken, converged=(~active).cpu() if tol is not None else
                                torch.zeros_like(taken, dtype=torch.bool),
-                               last_relative_change=None if change is None else change.float().cpu(),
-                               tol=None if tol is None else float(tol), window=int(window))
+                               last_relative_change=None if change is None else change.cpu(),
+                               tol=None if tol is None else float(tol), window=int(window),
+                               precision=str(objective.base.dtype).removeprefix("torch."))
 
 
 def _relative_change(trajectory, window: int, at: torch.Tensor | None = None) -> torch.Tensor:
