@@ -45,3 +45,19 @@ def test_compiler_failure_falls_back_to_eager_once(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second warning would raise here
         assert torch.equal(vocab_readout.cross_entropies(logits), first)
+
+
+def test_a_compiled_kernel_that_disagrees_is_refused_once(monkeypatch):
+    """A wrong kernel (a stale Inductor cache built for other CPU instructions returned 1e8 nats) is never used."""
+    def wrong(fn, **kwargs):
+        return lambda logits: fn(logits) + 1.0  # compiles, runs, and is off by a nat
+
+    monkeypatch.setattr(vocab_readout, "_compiled", None)
+    monkeypatch.setattr(vocab_readout.torch, "compile", wrong)
+    logits = _logits(2, 3)
+    with pytest.warns(UserWarning, match="disagrees with the eager formula by 1 nats on a probe"):
+        first = vocab_readout.cross_entropies(logits)
+    assert torch.equal(first, vocab_readout._eager(logits)) and vocab_readout._compiled is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(vocab_readout.cross_entropies(logits), first)
