@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tiny_archs
+from tiny_archs import tokens_for
 from mcis_claims import sweep, sweep_points
 from mcis_claims.engine import resid_pre, sweep_naive_frozen
 from mcis_claims.errors import InputError
@@ -18,10 +19,6 @@ from mcis_claims.models import wrap_hf_model
 
 def kl_tolerance(kl):
     return 1e-4 * kl + 1e-6  # the engine's contract, as tests/test_sweep.py
-
-
-def tokens_for(n=3, T=7, seed=0):
-    return torch.randint(3, len(tiny_archs.VOCAB), (n, T), generator=torch.Generator().manual_seed(seed))
 
 
 def unit(n, d, seed=0):

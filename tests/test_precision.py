@@ -3,25 +3,16 @@ import pytest
 import torch
 
 import tiny_archs
+from tiny_archs import tokens_for
 from mcis_claims.engine import clean_hidden_states
 from mcis_claims.errors import InputError
 from mcis_claims.models import wrap_hf_model
 from mcis_claims.optimize import optimize_directions
 from mcis_claims.precision import in_float64, keep_float64
 
-CASES = [(name, "auto") for name in tiny_archs.GENERIC] + [(name, e) for name in tiny_archs.FAST
-                                                          for e in ("auto", "generic")]
-
-
-def tokens_for(n=3, T=7, seed=0):
-    return torch.randint(3, len(tiny_archs.VOCAB), (n, T), generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.fixture(scope="module", params=CASES, ids=[f"{n}-{e}" for n, e in CASES])
+@pytest.fixture(scope="module", params=tiny_archs.CASES, ids=tiny_archs.CASE_IDS)
 def arch_model(request, tokenizer):
-    name, engine = request.param
-    build = {**tiny_archs.GENERIC, **tiny_archs.FAST}[name]
-    return wrap_hf_model(f"tiny-{name}-{engine}", build(), tokenizer, engine=engine)
+    return tiny_archs.wrapped(*request.param, tokenizer)
 
 
 def test_keep_float64_keeps_float64_and_only_float64():

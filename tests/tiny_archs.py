@@ -93,3 +93,18 @@ def gpt2():
 
 GENERIC = {"gpt_neox": gpt_neox, "opt": opt, "phi": phi, "qwen3": qwen3, "gemma2": gemma2, "olmo2": olmo2}
 FAST = {"llama": llama, "gpt2": gpt2, "gemma3": gemma3}
+# every (architecture, engine path) pair: the generic ones by the generic path, the fast ones both ways
+CASES = [(name, "auto") for name in GENERIC] + [(name, e) for name in FAST for e in ("auto", "generic")]
+CASE_IDS = [f"{name}-{engine}" for name, engine in CASES]
+
+
+def wrapped(name, engine, tokenizer):
+    """The tiny `name` model wrapped for the engine, forced onto `engine` ("auto" or "generic")."""
+    from mcis_claims.models import wrap_hf_model
+
+    return wrap_hf_model(f"tiny-{name}-{engine}", {**GENERIC, **FAST}[name](), tokenizer, engine=engine)
+
+
+def tokens_for(n=3, T=7, seed=0):
+    """(n, T) token ids over the tiny vocabulary, skipping the first three (special) ids."""
+    return torch.randint(3, len(VOCAB), (n, T), generator=torch.Generator().manual_seed(seed))
