@@ -87,6 +87,7 @@ def convergence_record(opt: OptimizedDirections) -> dict:
     """Every restart's steps and last relative change, (n, R) lists, with the criterion."""
     return {
         "criterion": f"relative KL rise over the last {opt.window} steps < {opt.tol:g}, at most {opt.steps} steps",
+        "precision": opt.precision,  # what the ascent computed in (float64 by default)
         "converged_fraction": float(opt.converged.float().mean()),
         "steps_per_restart": opt.steps_taken.tolist(),
         "last_relative_change_per_restart": [[float(f"{v:.4g}") for v in row] for row in

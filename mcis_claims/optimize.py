@@ -67,7 +67,11 @@ class OptimizedDirections:
     last_relative_change: torch.Tensor | None = None  # (n, R) (KL_T - KL_{T-window}) / KL_T at the row's end
     tol: float | None = None
     window: int = 0
-    precision: str = "float32"  # what the ascent computed in
+
+    @property
+    def precision(self) -> str:
+        """What the ascent computed in: its directions keep the dtype of the model it ran on."""
+        return str(self.directions.dtype).removeprefix("torch.")
 
     @property
     def restarts(self) -> int:
@@ -198,8 +202,7 @@ def _ascend(model, layer, tokens, radius, restarts, steps, lr, generator, init, 
                                steps_taken=taken, converged=(~active).cpu() if tol is not None else
                                torch.zeros_like(taken, dtype=torch.bool),
                                last_relative_change=None if change is None else change.cpu(),
-                               tol=None if tol is None else float(tol), window=int(window),
-                               precision=str(objective.base.dtype).removeprefix("torch."))
+                               tol=None if tol is None else float(tol), window=int(window))
 
 
 def _relative_change(trajectory, window: int, at: torch.Tensor | None = None) -> torch.Tensor:

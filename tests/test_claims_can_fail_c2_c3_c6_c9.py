@@ -141,6 +141,7 @@ def test_c3_optimized_no_more_sensitive_fails(opt_over_random, verdict):
     judge = run(c3.test_c3_optimized_directions, c3.SPEC, cell)
     assert judge.decision.verdict == verdict, judge.decision.reason
     assert judge.record["details"]["convergence"]["steps_median"] == 12
+    assert judge.record["details"]["convergence"]["precision"] == "float32"  # the stand-in's directions
 
 
 def test_c3b_claim_function_collapse_and_health_check():

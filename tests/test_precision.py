@@ -10,6 +10,7 @@ from mcis_claims.models import wrap_hf_model
 from mcis_claims.optimize import optimize_directions
 from mcis_claims.precision import in_float64, keep_float64
 
+
 @pytest.fixture(scope="module", params=tiny_archs.CASES, ids=tiny_archs.CASE_IDS)
 def arch_model(request, tokenizer):
     return tiny_archs.wrapped(*request.param, tokenizer)
